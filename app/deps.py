@@ -1,0 +1,121 @@
+"""Request dependencies: the unit of work, the caller, and CSRF checks."""
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from app.auth import service as auth_service
+from app.auth.models import User
+from app.auth.tokens import tokens_equal
+from app.config import Settings, get_settings
+from app.db import new_session
+from app.errors import NotAuthenticated, PermissionDenied
+from app.i18n.locales import choose_locale
+
+SESSION_COOKIE = "sftdesk_session"
+LOGIN_CSRF_COOKIE = "sftdesk_login_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FORM_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    """Yield the request's session; commit when the route returns, roll back if it raises."""
+    session = new_session(write=request.method not in SAFE_METHODS)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+DB = Annotated[Session, Depends(get_db, scope="function")]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+
+
+class LoginRequired(Exception):
+    """Raised by page routes for an anonymous visitor; the handler redirects to the login page."""
+
+
+async def _submitted_csrf_token(request: Request) -> str | None:
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()
+        value = form.get(CSRF_FORM_FIELD)
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _bearer_token(request: Request) -> str | None:
+    authorization = request.headers.get("authorization", "")
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return None
+
+
+async def _resolve_user(request: Request, db: Session) -> User | None:
+    bearer = _bearer_token(request)
+    if bearer is not None:
+        user = auth_service.user_for_api_token(db, bearer)
+        if user is None:
+            raise NotAuthenticated("invalid or revoked API token: create a new one under Account > API tokens")
+        request.state.auth_method = "token"
+        _remember(request, user, csrf_token="")
+        return user
+
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    web_session = auth_service.session_for_cookie(db, cookie)
+    if web_session is None:
+        return None
+    if request.method not in SAFE_METHODS:
+        submitted = await _submitted_csrf_token(request)
+        if not submitted or not tokens_equal(submitted, web_session.csrf_token):
+            raise PermissionDenied("missing or invalid CSRF token: reload the page and try again")
+    request.state.auth_method = "session"
+    _remember(request, web_session.user, csrf_token=web_session.csrf_token)
+    return web_session.user
+
+
+def _remember(request: Request, user: User, *, csrf_token: str) -> None:
+    request.state.user = user
+    request.state.csrf_token = csrf_token
+    request.state.locale = choose_locale(user.locale, request.headers.get("accept-language"))
+
+
+async def api_user(request: Request, db: DB) -> User:
+    user = await _resolve_user(request, db)
+    if user is None:
+        raise NotAuthenticated("authentication required: send 'Authorization: Bearer <API token>'")
+    return user
+
+
+async def page_user(request: Request, db: DB) -> User:
+    user = await _resolve_user(request, db)
+    if user is None:
+        raise LoginRequired()
+    return user
+
+
+async def optional_page_user(request: Request, db: DB) -> User | None:
+    return await _resolve_user(request, db)
+
+
+def require_admin(user: User) -> None:
+    if not user.is_admin:
+        raise PermissionDenied("this action needs the admin role")
+
+
+ApiUser = Annotated[User, Depends(api_user)]
+PageUser = Annotated[User, Depends(page_user)]
+OptionalPageUser = Annotated[User | None, Depends(optional_page_user)]

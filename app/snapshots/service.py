@@ -1,0 +1,262 @@
+"""Snapshots: freeze a project's items into numbered, immutable dataset files."""
+
+import hashlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.annotation.models import Annotation
+from app.db import new_session, unit_of_work
+from app.errors import InvalidInput, NotFound
+from app.items.models import Candidate, Item
+from app.items.records import Message
+from app.logging import get_logger
+from app.pagination import PageRequest
+from app.projects.models import Project
+from app.snapshots.formats import EXPORT_FORMATS, ExportRow, can_express, file_name
+from app.snapshots.writer import open_writer
+from app.snapshots.models import Snapshot
+from app.snapshots.splits import assign_split
+
+log = get_logger(__name__)
+
+SPLITS = ("train", "validation")
+DEFAULT_FORMATS = ("messages", "prompt_completion", "alpaca", "sharegpt", "preference")
+ITEMS_PER_QUERY = 5_000
+MAX_VALIDATION_FRACTION = 0.9
+
+
+@dataclass(frozen=True)
+class SnapshotOptions:
+    formats: tuple[str, ...] = DEFAULT_FORMATS
+    include_unreviewed: bool = False
+    validation_fraction: float = 0.1
+    seed: int = 0
+    note: str = ""
+
+    def validate(self) -> None:
+        unknown = [f for f in self.formats if f not in EXPORT_FORMATS]
+        if unknown or not self.formats:
+            raise InvalidInput(
+                f"invalid formats {list(unknown or self.formats)!r}: use one or more of {', '.join(EXPORT_FORMATS)}"
+            )
+        if not 0 <= self.validation_fraction <= MAX_VALIDATION_FRACTION:
+            raise InvalidInput(
+                f"invalid validation_fraction {self.validation_fraction}: use a number from 0 to {MAX_VALIDATION_FRACTION}"
+            )
+
+
+class _HashingFile:
+    """A binary file that counts and hashes what is written to it."""
+
+    def __init__(self, path: Path) -> None:
+        self.handle: BinaryIO = path.open("wb")
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self.handle.write(data)
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+@dataclass
+class _ExportStats:
+    items: int = 0
+    splits: dict[str, int] = field(default_factory=lambda: {s: 0 for s in SPLITS})
+    without_response: int = 0
+
+
+def _statuses(options: SnapshotOptions) -> tuple[str, ...]:
+    return ("new", "annotated", "accepted") if options.include_unreviewed else ("accepted",)
+
+
+def _iter_export_rows(db: Session, project_id: int, options: SnapshotOptions, stats: _ExportStats) -> Iterator[tuple[str, ExportRow]]:
+    """Yield (split, row) for every item that goes into the snapshot, in item id order."""
+    statuses = _statuses(options)
+    last_id = 0
+    while True:
+        items = db.execute(
+            select(Item.id, Item.messages, Item.tools, Item.meta, Item.external_id, Item.prompt_hash)
+            .where(Item.project_id == project_id, Item.status.in_(statuses), Item.id > last_id)
+            .order_by(Item.id).limit(ITEMS_PER_QUERY)
+        ).all()
+        if not items:
+            return
+        last_id = items[-1].id
+        ids = [row.id for row in items]
+
+        candidates: dict[int, dict[str, str]] = {}
+        for item_id, label, text in db.execute(
+            select(Candidate.item_id, Candidate.label, Candidate.text)
+            .where(Candidate.item_id.in_(ids), Candidate.label.is_not(None)).order_by(Candidate.id)
+        ):
+            candidates.setdefault(item_id, {}).setdefault(label, text)
+        accepted: dict[int, str] = {}
+        for item_id, response in db.execute(
+            select(Annotation.item_id, Annotation.response)
+            .where(Annotation.item_id.in_(ids), Annotation.status == "accepted", Annotation.response.is_not(None))
+            .order_by(Annotation.submitted_at, Annotation.id)
+        ):
+            accepted.setdefault(item_id, response)
+
+        for item in items:
+            labelled = candidates.get(item.id, {})
+            response = accepted.get(item.id)
+            if response is None and options.include_unreviewed:
+                response = labelled.get("reference")
+            row = ExportRow(
+                messages=[Message(m["role"], m["content"]) for m in item.messages], response=response,
+                chosen=labelled.get("chosen"), rejected=labelled.get("rejected"), tools=item.tools,
+                metadata=item.meta or {}, external_id=item.external_id,
+            )
+            if not response and not (row.chosen and row.rejected):
+                stats.without_response += 1
+                continue
+            stats.items += 1
+            split = assign_split(item.prompt_hash, options.seed, options.validation_fraction)
+            stats.splits[split] += 1
+            yield split, row
+
+
+def _write_files(db: Session, project_id: int, options: SnapshotOptions, directory: Path) -> tuple[dict[str, Any], _ExportStats]:
+    stats = _ExportStats()
+    outputs: dict[tuple[str, str], tuple[_HashingFile, Any]] = {}
+    for fmt in options.formats:
+        for split in SPLITS:
+            handle = _HashingFile(directory / file_name(fmt, split))
+            outputs[(fmt, split)] = (handle, open_writer(fmt, handle))
+    skipped: dict[str, int] = {fmt: 0 for fmt in options.formats}
+    try:
+        for split, row in _iter_export_rows(db, project_id, options, stats):
+            for fmt in options.formats:
+                if can_express(fmt, row):
+                    outputs[(fmt, split)][1].write(row)
+                else:
+                    skipped[fmt] += 1
+    finally:
+        for handle, writer in outputs.values():
+            writer.close()
+            handle.close()
+
+    files: dict[str, Any] = {}
+    preference_rows = sum(writer.rows for (fmt, _), (_, writer) in outputs.items() if fmt == "preference")
+    for (fmt, split), (handle, writer) in sorted(outputs.items()):
+        if fmt == "preference" and preference_rows == 0:
+            # No item has a chosen/rejected pair, so there is no preference dataset to offer.
+            (directory / file_name(fmt, split)).unlink()
+            continue
+        files[file_name(fmt, split)] = {
+            "format": fmt, "split": split, "rows": writer.rows, "bytes": handle.size,
+            "sha256": handle.digest.hexdigest(),
+        }
+    # Rows without a chosen/rejected pair are expected in a preference export, so only other
+    # formats report what they could not hold (e.g. alpaca cannot hold tool calls).
+    stats_skipped = {fmt: count for fmt, count in skipped.items() if count and fmt != "preference"}
+    return {"files": files, "skipped_by_format": stats_skipped}, stats
+
+
+def _dataset_card(project: Project, number: int, options: SnapshotOptions, stats: _ExportStats, files: dict[str, Any]) -> str:
+    lines = [
+        f"# {project.name} — snapshot {number}",
+        "",
+        f"- items: {stats.items} (train {stats.splits['train']}, validation {stats.splits['validation']})",
+        f"- source: {'all unrejected items, imported responses where not reviewed' if options.include_unreviewed else 'accepted items'}",
+        f"- split: validation fraction {options.validation_fraction}, seed {options.seed}, grouped by normalized prompt",
+        f"- items left out for lack of a response: {stats.without_response}",
+        "",
+        "| file | rows | sha256 |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| {name} | {info['rows']} | `{info['sha256']}` |" for name, info in files.items()]
+    if options.note:
+        lines += ["", options.note]
+    return "\n".join(lines) + "\n"
+
+
+def create_snapshot(project: Project, options: SnapshotOptions, *, user_id: int | None, snapshot_root: Path) -> Snapshot:
+    """Write the snapshot files from one consistent read, then number and record them.
+
+    The read runs outside any write transaction, so a long export does not block annotators.
+    """
+    options.validate()
+    project_dir = snapshot_root / project.slug
+    project_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=project_dir))
+
+    try:
+        read_session = new_session(write=False)
+        try:
+            if read_session.get_bind().dialect.name == "postgresql":
+                read_session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            written, stats = _write_files(read_session, project.id, options, staging)
+        finally:
+            read_session.rollback()
+            read_session.close()
+
+        with unit_of_work() as db:
+            db.execute(select(Project.id).where(Project.id == project.id).with_for_update())
+            number = (db.scalar(select(func.max(Snapshot.number)).where(Snapshot.project_id == project.id)) or 0) + 1
+            card = _dataset_card(project, number, options, stats, written["files"])
+            (staging / "README.md").write_text(card, encoding="utf-8")
+            final_dir = project_dir / str(number)
+            if final_dir.exists():
+                shutil.rmtree(final_dir)
+            staging.rename(final_dir)
+            snapshot = Snapshot(
+                project_id=project.id, number=number, status="ready",
+                filters={"statuses": list(_statuses(options)), "include_unreviewed": options.include_unreviewed},
+                formats=list(options.formats), seed=options.seed, validation_fraction=options.validation_fraction,
+                row_counts={
+                    "items": stats.items, **stats.splits, "without_response": stats.without_response,
+                    "skipped_by_format": written["skipped_by_format"],
+                },
+                files=written["files"], card=card, note=options.note, created_by_id=user_id,
+            )
+            db.add(snapshot)
+            db.flush()
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+    log.info("snapshot created", project_id=project.id, snapshot_number=number, items=stats.items)
+    return snapshot
+
+
+def list_snapshots(db: Session, project: Project, page: PageRequest) -> tuple[list[Snapshot], int]:
+    total = db.scalar(select(func.count()).select_from(Snapshot).where(Snapshot.project_id == project.id)) or 0
+    snapshots = db.scalars(
+        select(Snapshot).where(Snapshot.project_id == project.id)
+        .order_by(Snapshot.number.desc()).offset(page.offset).limit(page.page_size)
+    ).all()
+    return list(snapshots), total
+
+
+def get_snapshot(db: Session, project: Project, number: int) -> Snapshot:
+    snapshot = db.scalar(select(Snapshot).where(Snapshot.project_id == project.id, Snapshot.number == number))
+    if snapshot is None:
+        raise NotFound(f"snapshot {number} not found in project {project.slug!r}")
+    return snapshot
+
+
+def snapshot_directory(snapshot_root: Path, project: Project, snapshot: Snapshot) -> Path:
+    return snapshot_root / project.slug / str(snapshot.number)
+
+
+def snapshot_file_path(snapshot_root: Path, project: Project, snapshot: Snapshot, name: str) -> Path:
+    """Return the path of one file of the snapshot; only names listed in its manifest are served."""
+    if name != "README.md" and name not in snapshot.files:
+        raise NotFound(f"file {name!r} not found in snapshot {snapshot.number}: see the snapshot's file list")
+    path = snapshot_directory(snapshot_root, project, snapshot) / name
+    if not path.is_file():
+        raise NotFound(f"file {name!r} of snapshot {snapshot.number} is missing from the data directory")
+    return path
