@@ -1,6 +1,7 @@
 """Request dependencies: the unit of work, the caller, and CSRF checks."""
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -87,8 +88,25 @@ async def _resolve_user(request: Request, db: Session) -> User | None:
     return web_session.user
 
 
+@dataclass(frozen=True)
+class UserView:
+    """What the templates show of the caller; a plain copy, so error pages render after rollback."""
+
+    id: int
+    username: str
+    display_name: str
+    role: str
+    locale: str | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
 def _remember(request: Request, user: User, *, csrf_token: str) -> None:
-    request.state.user = user
+    request.state.user = UserView(
+        id=user.id, username=user.username, display_name=user.display_name, role=user.role, locale=user.locale,
+    )
     request.state.csrf_token = csrf_token
     request.state.locale = choose_locale(user.locale, request.headers.get("accept-language"))
 

@@ -1,26 +1,13 @@
 """Alembic environment: migrates the database named by the sftdesk settings."""
 
 from alembic import context
-from sqlalchemy import DateTime
 
-from app.db import UTCDateTime, create_db_engine
 from app.config import get_settings
+from app.db import create_db_engine
+from app.migrate import compare_type, render_item
 from app.models import Base
 
 target_metadata = Base.metadata
-
-
-def render_item(type_, obj, autogen_context):
-    # Migrations store plain timezone-aware timestamps; UTC handling lives in the model type.
-    if type_ == "type" and isinstance(obj, UTCDateTime):
-        return "sa.DateTime(timezone=True)"
-    return False
-
-
-def compare_type(context, inspected_column, metadata_column, inspected_type, metadata_type):
-    if isinstance(metadata_type, UTCDateTime):
-        return not isinstance(inspected_type, DateTime)
-    return None
 
 
 def run_migrations() -> None:

@@ -97,6 +97,7 @@ class _BatchWriter:
             batch.rows_created = self.summary.created
             batch.rows_duplicate = self.summary.duplicates
             batch.rows_rejected = self.summary.rejected
+            batch.shape = self.summary.shape
         self.records.clear()
         self.errors.clear()
 
@@ -181,6 +182,8 @@ def import_records(
     writer = _BatchWriter(project.id, summary, batch_rows)
     try:
         for row in rows:
+            # The parser settles the shape at the first record that decides it.
+            summary.shape = getattr(rows, "shape", None) or shape
             writer.add(row)
     except ImportFormatError as error:
         writer.flush()
@@ -189,7 +192,7 @@ def import_records(
             f" {summary.created} rows before that point were stored (import {batch_id}); importing the"
             " fixed file again skips them." if summary.created else ""
         )
-        raise InvalidInput(f"{error}.{stored}", import_id=batch_id, created=summary.created) from error
+        raise InvalidInput(str(error).rstrip(".") + "." + stored, import_id=batch_id, created=summary.created) from error
     writer.flush()
 
     log.info(
