@@ -8,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+import app.models  # noqa: F401  (registers every table, so foreign keys resolve)
 from app.config import get_settings
 from app.deps import LoginRequired
 from app.errors import DomainError

@@ -1,5 +1,9 @@
 """Helpers shared by the tests: REST and browser-form clients, users, imports."""
 
+from pathlib import Path
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
 
 class Api:
     """A REST client bound to one user's API token."""

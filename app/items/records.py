@@ -16,7 +16,7 @@ import orjson
 # observation is the tool's result.
 ROLES = ("system", "user", "assistant", "function_call", "observation")
 
-# Longest external id that an import accepts; the items table stores it in a String(500) column.
+# Maximum length of an external id, because the items table stores it in a String(500) column.
 MAX_EXTERNAL_ID_CHARS = 500
 
 
@@ -91,3 +91,21 @@ def content_hash(
         "rejected": normalize_text(rejected or ""),
     }
     return hashlib.sha256(orjson.dumps(payload)).hexdigest()
+
+
+def record_hashes(
+    messages: list[Message],
+    response: str | None,
+    chosen: str | None,
+    rejected: str | None,
+) -> tuple[str, str]:
+    """Return (prompt_hash, content_hash), normalizing the prompt once for both."""
+    turns = _normalized_turns(messages)
+    prompt_digest = hashlib.sha256(orjson.dumps(turns)).hexdigest()
+    payload = {
+        "messages": turns,
+        "response": normalize_text(response) if response else "",
+        "chosen": normalize_text(chosen) if chosen else "",
+        "rejected": normalize_text(rejected) if rejected else "",
+    }
+    return prompt_digest, hashlib.sha256(orjson.dumps(payload)).hexdigest()

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.annotation.models import Annotation
+from app.annotation.preference import preference_pair
 from app.db import new_session, unit_of_work
 from app.errors import InvalidInput, NotFound
 from app.items.models import Candidate, Item
@@ -19,8 +20,7 @@ from app.items.records import Message
 from app.logging import get_logger
 from app.pagination import PageRequest
 from app.projects.models import Project
-from app.snapshots.formats import EXPORT_FORMATS, ExportRow, can_express, file_name
-from app.snapshots.writer import open_writer
+from app.snapshots.formats import EXPORT_FORMATS, DatasetWriter, ExportRow, can_express, file_name
 from app.snapshots.models import Snapshot
 from app.snapshots.splits import assign_split
 
@@ -102,21 +102,40 @@ def _iter_export_rows(db: Session, project_id: int, options: SnapshotOptions, st
         ):
             candidates.setdefault(item_id, {}).setdefault(label, text)
         accepted: dict[int, str] = {}
-        for item_id, response in db.execute(
-            select(Annotation.item_id, Annotation.response)
-            .where(Annotation.item_id.in_(ids), Annotation.status == "accepted", Annotation.response.is_not(None))
+        # (chosen, rejected) candidate ids from the first accepted ranking or pairwise choice.
+        preferred: dict[int, tuple[int, int]] = {}
+        for item_id, response, ranking, choice in db.execute(
+            select(Annotation.item_id, Annotation.response, Annotation.ranking, Annotation.choice)
+            .where(Annotation.item_id.in_(ids), Annotation.status == "accepted")
             .order_by(Annotation.submitted_at, Annotation.id)
         ):
-            accepted.setdefault(item_id, response)
+            if response is not None:
+                accepted.setdefault(item_id, response)
+            pair = preference_pair(ranking, choice)
+            if pair is not None:
+                preferred.setdefault(item_id, pair)
+        # An imported chosen/rejected pair wins; annotated pairs fill in where there is none.
+        needed = {
+            candidate_id for item_id, pair in preferred.items()
+            if not ("chosen" in candidates.get(item_id, {}) and "rejected" in candidates.get(item_id, {}))
+            for candidate_id in pair
+        }
+        candidate_texts = dict(
+            db.execute(select(Candidate.id, Candidate.text).where(Candidate.id.in_(needed))).all()
+        ) if needed else {}
 
         for item in items:
             labelled = candidates.get(item.id, {})
             response = accepted.get(item.id)
             if response is None and options.include_unreviewed:
                 response = labelled.get("reference")
+            chosen, rejected = labelled.get("chosen"), labelled.get("rejected")
+            if not (chosen and rejected) and item.id in preferred:
+                chosen_id, rejected_id = preferred[item.id]
+                chosen, rejected = candidate_texts.get(chosen_id), candidate_texts.get(rejected_id)
             row = ExportRow(
                 messages=[Message(m["role"], m["content"]) for m in item.messages], response=response,
-                chosen=labelled.get("chosen"), rejected=labelled.get("rejected"), tools=item.tools,
+                chosen=chosen, rejected=rejected, tools=item.tools,
                 metadata=item.meta or {}, external_id=item.external_id,
             )
             if not response and not (row.chosen and row.rejected):
@@ -134,7 +153,7 @@ def _write_files(db: Session, project_id: int, options: SnapshotOptions, directo
     for fmt in options.formats:
         for split in SPLITS:
             handle = _HashingFile(directory / file_name(fmt, split))
-            outputs[(fmt, split)] = (handle, open_writer(fmt, handle))
+            outputs[(fmt, split)] = (handle, DatasetWriter(fmt, handle))
     skipped: dict[str, int] = {fmt: 0 for fmt in options.formats}
     try:
         for split, row in _iter_export_rows(db, project_id, options, stats):
