@@ -9,7 +9,7 @@ keys in a fixed order and LF line endings, so the same rows always give the same
   "tools"?}, TRL's conversational preference format; only rows with chosen and rejected.
 - alpaca: a JSON array of {"instruction", "input", "output", "system"?, "history"?}. The
   final user message becomes `instruction` whole and `input` is "", so the importer reads
-  back the same text. `history` holds the earlier [user, assistant] pairs.
+  back the same text. `history` contains the earlier [user, assistant] pairs.
 - sharegpt: a JSON array of {"conversations": [{"from", "value"}], "system"?, "tools"?}
   with human/gpt/function_call/observation turns, as LLaMA-Factory reads them.
 
@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from app.items.records import Message
+from app.items.records import ROLES, Message
 
 EXPORT_FORMATS = ("messages", "prompt_completion", "alpaca", "sharegpt", "preference")
 
@@ -123,9 +123,9 @@ def _alpaca_expressible(row: ExportRow) -> bool:
 
 
 def can_express(fmt: str, row: ExportRow) -> bool:
-    """Return whether `fmt` can hold `row` without losing text; write_rows raises for rows that fail this."""
+    """Return whether `fmt` can express `row` without losing text. write_rows raises for rows that fail this."""
     _check_format(fmt)
-    if not row.messages:
+    if not row.messages or any(role not in ROLES for role, _ in _turns(row)):
         return False
     if fmt == "preference":
         return bool(row.chosen) and bool(row.rejected) and _trl_expressible(row)
@@ -217,27 +217,52 @@ _DOCUMENT_BUILDERS = {
 }
 
 
+class DatasetWriter:
+    """Write rows of one format to one binary file, one at a time; close() ends a JSON array.
+
+    `rows` counts the rows written so far. close() does not close `out`.
+    """
+
+    def __init__(self, fmt: str, out: BinaryIO) -> None:
+        _check_format(fmt)
+        self.fmt = fmt
+        self.rows = 0
+        self._out = out
+        self._build = _DOCUMENT_BUILDERS[fmt]
+        self._as_array = fmt in _JSON_ARRAY_FORMATS
+        self._closed = False
+        if self._as_array:
+            out.write(b"[")
+
+    def write(self, row: ExportRow) -> None:
+        """Write one row, or raise ValueError for a row that can_express rejects."""
+        if not can_express(self.fmt, row):
+            raise ValueError(
+                f"Row {self.rows + 1} cannot be written as {self.fmt}; filter rows with can_express first."
+            )
+        encoded = orjson.dumps(self._build(row))
+        if self._as_array:
+            self._out.write(b",\n" if self.rows else b"\n")
+            self._out.write(encoded)
+        else:
+            self._out.write(encoded + b"\n")
+        self.rows += 1
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._as_array:
+            self._out.write(b"\n]\n")
+
+
 def write_rows(fmt: str, rows: Iterable[ExportRow], out: BinaryIO) -> int:
     """Write `rows` to `out` in `fmt`, one row at a time, and return the number written.
 
     Raises ValueError for a row that can_express rejects; the caller filters rows first.
     """
-    _check_format(fmt)
-    build = _DOCUMENT_BUILDERS[fmt]
-    as_array = fmt in _JSON_ARRAY_FORMATS
-    count = 0
-    if as_array:
-        out.write(b"[")
+    writer = DatasetWriter(fmt, out)
     for row in rows:
-        if not can_express(fmt, row):
-            raise ValueError(f"Row {count + 1} cannot be written as {fmt}; filter rows with can_express first.")
-        encoded = orjson.dumps(build(row))
-        if as_array:
-            out.write(b",\n" if count else b"\n")
-            out.write(encoded)
-        else:
-            out.write(encoded + b"\n")
-        count += 1
-    if as_array:
-        out.write(b"\n]\n")
-    return count
+        writer.write(row)
+    writer.close()
+    return writer.rows

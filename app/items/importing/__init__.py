@@ -72,7 +72,10 @@ class RecordStream:
             yield from _checked(records, options.max_text_chars)
         elif self.file_format == "text":
             self.shape = "text"
-            lines = (ImportRecord(record=number, messages=[Message("user", line)], response=None) for number, line in read_text_lines(chunks))
+            lines = (
+                ImportRecord(record=number, messages=[Message("user", line)], response=None)
+                for number, line in read_text_lines(chunks)
+            )
             yield from _checked(lines, options.max_text_chars)
         else:
             yield from self._convert(_json_values(chunks, head, self.file_format))
@@ -93,7 +96,9 @@ class RecordStream:
                             f"Record {number} has the fields {sorted(value)[:20]}, which match no supported "
                             f"shape. {SHAPE_HELP} Rename the fields, or name the shape in the shape option."
                         )
-                    yield RowError(number, f"Record {number} is {describe_type(value)}; each record must be a JSON object.")
+                    yield RowError(
+                        number, f"Record {number} is {describe_type(value)}; each record must be a JSON object."
+                    )
                     continue
                 self.shape = shape
                 reader = SHAPE_READERS[shape]
@@ -119,7 +124,9 @@ def read_records(stream: BinaryIO, options: ImportOptions) -> RecordStream:
 
 def _check_options(options: ImportOptions) -> None:
     if options.shape is not None and options.shape not in SHAPES:
-        raise ImportFormatError(f"Unknown shape {options.shape!r} in the shape option. Use one of: {', '.join(SHAPES)}.")
+        raise ImportFormatError(
+            f"Unknown shape {options.shape!r} in the shape option. Use one of: {', '.join(SHAPES)}."
+        )
     if options.file_format is not None and options.file_format not in FILE_FORMATS:
         raise ImportFormatError(
             f"Unknown file format {options.file_format!r} in the file_format option. Use one of: {', '.join(FILE_FORMATS)}."
@@ -142,10 +149,7 @@ def _read_head(chunks: Iterator[bytes]) -> bytes:
 def _extension(filename: str | None) -> str:
     if not filename:
         return ""
-    name = filename.lower()
-    if name.endswith(".gz"):
-        name = name[:-3]
-    return os.path.splitext(name)[1]
+    return os.path.splitext(filename.lower().removesuffix(".gz"))[1]
 
 
 def _detect_file_format(head: bytes, options: ImportOptions) -> str:
@@ -183,6 +187,11 @@ def _detect_file_format(head: bytes, options: ImportOptions) -> str:
         )
     if file_format != "csv" and options.shape == "csv":
         raise ImportFormatError(f"The csv shape needs a CSV file, but file_format is {file_format!r}.")
+    if file_format == "text" and options.shape not in (None, "text"):
+        raise ImportFormatError(
+            f"A plain-text file contains one prompt per line, so it cannot have the {options.shape} shape. "
+            "Use JSON or JSON Lines for that shape."
+        )
     return file_format
 
 

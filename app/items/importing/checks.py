@@ -11,13 +11,11 @@ def _check_text(text: str, label: str, max_text_chars: int) -> None:
             "characters. Shorten it, or raise the limit with the SFTDESK_MAX_TEXT_CHARS setting."
         )
     if "\x00" in text:
-        raise RowProblem(
-            f"{label} contains a NUL character (U+0000), which the database cannot store. Remove it."
-        )
+        raise RowProblem(f"{label} contains a NUL character (U+0000), which the database cannot store. Remove it.")
 
 
 def check_record(record: ImportRecord, max_text_chars: int) -> None:
-    """Raise RowProblem unless the record has a user turn to answer and every text fits the limits."""
+    """Raise RowProblem unless the record has a user turn to respond to and every text fits the limits."""
     if not record.messages:
         raise RowProblem("The record has no prompt messages.")
     if not any(message.role == "user" for message in record.messages):

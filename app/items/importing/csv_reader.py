@@ -44,7 +44,7 @@ _HEADER_CANDIDATES = {
 
 
 def _iter_text_lines(chunks: Iterator[bytes]) -> Iterator[str]:
-    """Yield decoded lines that keep their line break; only LF splits lines."""
+    """Yield decoded lines that keep their line break. Only LF ends a line, so CR and U+2028 stay inside."""
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     pending = ""
     for chunk in chunks:
@@ -71,7 +71,7 @@ def read_text_lines(chunks: Iterator[bytes]) -> Iterator[tuple[int, str]]:
 
 @dataclass(frozen=True)
 class CsvColumns:
-    """The header column that holds each role; None where the file has none."""
+    """The header column of each role, or None where the file has no such column."""
 
     header: list[str]
     prompt: str
@@ -118,7 +118,7 @@ def _columns_from_header(header: list[str]) -> CsvColumns:
                 break
     if "prompt" not in roles:
         raise ImportFormatError(
-            f"No column of the CSV header {header} holds the prompt. Name the columns with "
+            f"The CSV header {header} has no prompt column. Name the columns with "
             "csv_mapping, for example csv_mapping={'prompt': 'question', 'response': 'answer'}, "
             "or rename the prompt column to instruction, prompt, question or text."
         )

@@ -16,7 +16,7 @@ from app.items.importing.errors import ImportFormatError
 
 GZIP_MAGIC = b"\x1f\x8b"
 
-# UTF-32 LE must come before UTF-16 LE: its BOM starts with the UTF-16 LE BOM.
+# UTF-32 LE must come before UTF-16 LE, because its BOM starts with the UTF-16 LE BOM.
 _BYTE_ORDER_MARKS = (
     (codecs.BOM_UTF32_LE, "utf-32-le"),
     (codecs.BOM_UTF32_BE, "utf-32-be"),

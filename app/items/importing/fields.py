@@ -63,7 +63,7 @@ def first_present(record: dict[str, Any], keys: tuple[str, ...]) -> str | None:
 
 
 def join_instruction(instruction: str, extra_input: str) -> str:
-    """Join an Alpaca-style instruction and its input with a blank line; an empty input adds nothing."""
+    """Join an Alpaca-style instruction and its input with a blank line. An empty input adds nothing."""
     if extra_input:
         return f"{instruction}\n\n{extra_input}"
     return instruction
@@ -71,8 +71,12 @@ def join_instruction(instruction: str, extra_input: str) -> str:
 
 def take_external_id(extra: dict[str, Any]) -> str | None:
     """Remove the first id-like field with a string or integer value from `extra` and return it as text."""
+    if not extra:
+        return None
     for key in EXTERNAL_ID_FIELDS:
-        value = extra.get(key)
+        if key not in extra:
+            continue
+        value = extra[key]
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             continue
         del extra[key]

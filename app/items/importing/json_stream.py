@@ -6,6 +6,7 @@ therefore costs one RowError, and memory grows with the largest element, not wit
 file. Each reader yields `(record_number, value)` pairs or RowError.
 """
 
+import functools
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -27,6 +28,8 @@ _TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},"]', re.DOTALL)
 _NON_WHITESPACE = re.compile(rb"[^ \t\r\n]")
 # A closing brace followed by the separator that ends an array element.
 _OBJECT_END = re.compile(rb"}[ \t\r\n]*([,\]])")
+# The first key of an object, such as b'"instruction"'.
+_FIRST_KEY = re.compile(rb'\{[ \t\r\n]*("[^"\\]*")')
 # A \uD800-\uDFFF escape; a high surrogate followed by a low one is a valid pair.
 _SURROGATE_ESCAPE = re.compile(
     rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?:\\u[dD][c-fC-F][0-9a-fA-F]{2})?|\\u[dD][c-fC-F][0-9a-fA-F]{2}"
@@ -102,7 +105,7 @@ class _Buffer:
         self._line = 1
 
     def fill(self) -> bool:
-        """Append at least as many bytes as the buffer holds (one chunk or more); False at the end."""
+        """Append at least as many bytes as the buffer contains, and at least one chunk. Return False at the end."""
         if self.eof:
             return False
         wanted = max(len(self.data), 1)
@@ -119,7 +122,7 @@ class _Buffer:
         return added > 0
 
     def compact(self, keep_from: int) -> int:
-        """Drop the bytes before `keep_from` once enough have piled up; return the offset shift."""
+        """Drop the bytes before `keep_from` once enough have piled up, and return the offset shift."""
         if keep_from < _COMPACT_AFTER_BYTES:
             return 0
         self.line_at(keep_from)
@@ -149,9 +152,11 @@ def _scan_element_end(buffer: _Buffer, start: int) -> tuple[int, int | None]:
     """Find the comma or closing bracket that ends the array element starting at `start`.
 
     Returns the separator's offset and byte, or (len(data), None) when the input ends first.
-    Closers of the wrong kind are tolerated here because orjson rejects the element later.
+    A closer of the wrong kind also closes the brackets opened after its match, as if their
+    closers were missing, so that a broken element does not swallow the ones after it.
+    orjson rejects the broken element later.
     """
-    depth = 0
+    open_brackets: list[int] = []
     offset = start
     while True:
         match = _TOKEN.search(buffer.data, offset)
@@ -172,33 +177,49 @@ def _scan_element_end(buffer: _Buffer, start: int) -> tuple[int, int | None]:
             continue
         offset = match.end()
         if byte == _OPEN_BRACE or byte == _OPEN_BRACKET:
-            depth += 1
+            open_brackets.append(byte)
         elif byte == _CLOSE_BRACE or byte == _CLOSE_BRACKET:
-            if depth:
-                depth -= 1
-            elif byte == _CLOSE_BRACKET:
+            opener = _OPEN_BRACE if byte == _CLOSE_BRACE else _OPEN_BRACKET
+            if opener in open_brackets:
+                while open_brackets.pop() != opener:
+                    pass
+            elif byte == _CLOSE_BRACKET and not open_brackets:
                 return position, byte
-        elif depth == 0:
+        elif not open_brackets:
             return position, byte
 
 
+@functools.lru_cache(maxsize=64)
+def _next_element_pattern(first_key: bytes) -> re.Pattern[bytes]:
+    """Match a '}' followed by a comma and an object that starts with `first_key`."""
+    return re.compile(rb"}[ \t\r\n]*(,)(?=[ \t\r\n]*\{[ \t\r\n]*" + re.escape(first_key) + rb")")
+
+
 def _try_object_fast(buffer: _Buffer, start: int) -> tuple[dict[str, Any], int, int] | None:
-    """Parse an object element by guessing its end at a '}' followed by ',' or ']'.
+    """Parse an object element by guessing where it ends, without scanning it token by token.
 
     A guess is right whenever the bytes up to that brace parse as one complete object,
-    because a JSON object ends exactly at its matching brace.
+    because a JSON object ends exactly at its matching brace. The first guesses are a
+    '}' followed by the next element that starts with the same key, which skips the
+    nested objects of conversation records. The next guesses are any '}' followed by ','
+    or ']'. None means that the caller must scan the element.
     """
-    offset = start
-    for _ in range(_FAST_PATH_ATTEMPTS):
-        match = _OBJECT_END.search(buffer.data, offset)
-        if match is None:
-            return None
-        try:
-            value = orjson.loads(buffer.data[start : match.start() + 1])
-        except orjson.JSONDecodeError:
-            offset = match.start() + 1
-            continue
-        return value, match.start(1), buffer.data[match.start(1)]
+    patterns = [_OBJECT_END]
+    key_match = _FIRST_KEY.match(buffer.data, start)
+    if key_match is not None:
+        patterns.insert(0, _next_element_pattern(key_match.group(1)))
+    for pattern in patterns:
+        offset = start
+        for _ in range(_FAST_PATH_ATTEMPTS):
+            match = pattern.search(buffer.data, offset)
+            if match is None:
+                break
+            try:
+                value = orjson.loads(buffer.data[start : match.start() + 1])
+            except orjson.JSONDecodeError:
+                offset = match.start() + 1
+                continue
+            return value, match.start(1), buffer.data[match.start(1)]
     return None
 
 
@@ -315,7 +336,7 @@ def _scan_value_end(buffer: _Buffer, start: int) -> int | None:
 
 
 def iter_json_documents(chunks: Iterator[bytes]) -> Iterator[ParsedValue]:
-    """Yield each top-level object of a file that holds one or more JSON documents in a row.
+    """Yield each top-level object of a file that contains one or more JSON documents in a row.
 
     This covers a single pretty-printed object (one record) and pretty-printed objects
     written one after another.

@@ -39,9 +39,7 @@ ROLE_ALIASES = {
     "ipython": "observation",
 }
 
-_ROLE_HELP = (
-    "use user/human, assistant/gpt, system, function_call, or observation/tool"
-)
+_ROLE_HELP = "use user/human, assistant/gpt, system, function_call, or observation/tool"
 
 
 def map_role(value: Any, where: str) -> str:
@@ -111,11 +109,15 @@ def _read_content(content: Any, role: str, where: str) -> tuple[str, list[str]]:
             pieces.append(_part_text(part, part_where, ("text", "value")))
         elif kind in ("reasoning", "thinking"):
             if role != "assistant":
-                raise RowProblem(f"Field '{part_where}' is a {kind} part in a {role} message; only assistant messages may have one.")
+                raise RowProblem(
+                    f"Field '{part_where}' is a {kind} part in a {role} message; only assistant messages may have one."
+                )
             pieces.append(_think_block(_part_text(part, part_where, ("value", "text", kind))))
         elif kind == "tool_call":
             if role != "assistant":
-                raise RowProblem(f"Field '{part_where}' is a tool_call part in a {role} message; only assistant messages may have one.")
+                raise RowProblem(
+                    f"Field '{part_where}' is a tool_call part in a {role} message; only assistant messages may have one."
+                )
             value = part.get("value", part.get("tool_call"))
             if isinstance(value, str):
                 calls.append(value)
@@ -140,7 +142,11 @@ def read_message(item: Any, where: str) -> list[Message]:
     else:
         raise RowProblem(f"Field '{where}' has no 'role' or 'from' field.")
 
-    content_key = "content" if "content" in item else "value" if "value" in item else None
+    content_key = None
+    if "content" in item:
+        content_key = "content"
+    elif "value" in item:
+        content_key = "value"
     tool_calls = item.get("tool_calls") if role == "assistant" else None
     content = item.get(content_key) if content_key else None
     if content is None and not tool_calls:

@@ -51,7 +51,9 @@ def _final_turn(value: Any, field: str) -> tuple[list[Message] | None, str]:
     elif isinstance(value, list):
         messages = read_messages(value, field)
     else:
-        raise RowProblem(f"Field '{field}' must be a string, a message or a list of messages, got {describe_type(value)}.")
+        raise RowProblem(
+            f"Field '{field}' must be a string, a message or a list of messages, got {describe_type(value)}."
+        )
     if not messages or messages[-1].role != "assistant":
         raise RowProblem(f"Field '{field}' must end with an assistant message.")
     context = messages[:-1]
@@ -137,10 +139,7 @@ def read_hh_transcripts(record: dict[str, Any], number: int) -> list[ImportRecor
     chosen_turns = _hh_turns(required_text(record, "chosen"), "chosen")
     rejected_turns = _hh_turns(required_text(record, "rejected"), "rejected")
     shared = 0
-    while (
-        shared < min(len(chosen_turns), len(rejected_turns)) - 1
-        and chosen_turns[shared] == rejected_turns[shared]
-    ):
+    while shared < min(len(chosen_turns), len(rejected_turns)) - 1 and chosen_turns[shared] == rejected_turns[shared]:
         shared += 1
     prompt = chosen_turns[:shared]
     chosen_rest, rejected_rest = chosen_turns[shared:], rejected_turns[shared:]
@@ -184,40 +183,42 @@ def _live_replies(node: dict[str, Any], where: str) -> list[dict[str, Any]]:
 def read_oasst_tree(record: dict[str, Any], number: int) -> list[ImportRecord]:
     """Read an OpenAssistant message tree along its best-ranked replies.
 
-    At the last prompter turn, ranked assistant replies give `chosen` (rank 0) and
-    `rejected` (the worst rank). Without two ranked replies the best reply is the response.
+    The path follows the best-ranked reply at each turn and goes down a prompter reply
+    only if that reply got an answer, so the path ends with an assistant turn whenever the
+    root has one. Among the ranked replies to the last prompter turn, rank 0 becomes
+    `chosen` and the worst rank `rejected`. With fewer than two ranked replies, the best
+    reply becomes the response. Deleted messages are skipped.
     """
-    node = record.get("prompt")
-    if not isinstance(node, dict):
-        raise RowProblem(f"Field 'prompt' must be a message tree object, got {describe_type(node)}.")
-    messages: list[Message] = []
-    where = "prompt"
-    replies: list[dict[str, Any]] = []
+    root = record.get("prompt")
+    if not isinstance(root, dict):
+        raise RowProblem(f"Field 'prompt' must be a message tree object, got {describe_type(root)}.")
+    path = [root]
     while True:
-        text = required_text(node, "text")
-        messages.append(Message(_oasst_role(node.get("role"), where), text))
-        replies = _live_replies(node, where)
+        node = path[-1]
+        replies = _live_replies(node, "prompt")
+        if node.get("role") == "assistant":
+            replies = [reply for reply in replies if _live_replies(reply, "prompt")]
         if not replies:
             break
-        node = min(replies, key=_rank_key)
-        where += ".replies[best]"
+        path.append(min(replies, key=_rank_key))
+    messages = [Message(_oasst_role(node.get("role"), "prompt"), required_text(node, "text")) for node in path]
 
     extra = extra_fields(record, frozenset({"prompt"}))
-    lang = record["prompt"].get("lang")
-    if isinstance(lang, str):
-        extra["lang"] = lang
+    if isinstance(root.get("lang"), str):
+        extra["lang"] = root["lang"]
     external_id = take_external_id(extra)
-
-    if messages[-1].role == "user":
+    if len(path) == 1:
         return [ImportRecord(record=number, messages=messages, response=None, external_id=external_id, metadata=extra)]
-    prompt = messages[:-1]
-    siblings = [reply for reply in _live_replies(_parent_of_last(record), "prompt") if _rank_key(reply)[0] == 0]
-    if len(siblings) >= 2:
-        ranked = sorted(siblings, key=_rank_key)
+
+    ranked = sorted(
+        (reply for reply in _live_replies(path[-2], "prompt") if _rank_key(reply)[0] == 0),
+        key=_rank_key,
+    )
+    if len(ranked) >= 2:
         return [
             ImportRecord(
                 record=number,
-                messages=prompt,
+                messages=messages[:-1],
                 response=None,
                 chosen=required_text(ranked[0], "text"),
                 rejected=required_text(ranked[-1], "text"),
@@ -225,18 +226,15 @@ def read_oasst_tree(record: dict[str, Any], number: int) -> list[ImportRecord]:
                 metadata=extra,
             )
         ]
-    return [ImportRecord(record=number, messages=prompt, response=messages[-1].content, external_id=external_id, metadata=extra)]
-
-
-def _parent_of_last(record: dict[str, Any]) -> dict[str, Any]:
-    """Return the prompter node whose replies end the best-ranked path."""
-    node = record["prompt"]
-    parent = node
-    while True:
-        replies = _live_replies(node, "prompt")
-        if not replies:
-            return parent
-        parent, node = node, min(replies, key=_rank_key)
+    return [
+        ImportRecord(
+            record=number,
+            messages=messages[:-1],
+            response=messages[-1].content,
+            external_id=external_id,
+            metadata=extra,
+        )
+    ]
 
 
 def _oasst_role(role: Any, where: str) -> str:

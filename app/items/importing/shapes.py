@@ -35,6 +35,15 @@ _QUESTION_FIELDS = ("question", "query", "ask")
 _ANSWER_FIELDS = ("answer", "std_answer", "response", "output")
 _COMPLETION_FIELDS = ("completion", "response")
 
+_ALPACA_FIELDS = frozenset({"instruction", "input", "output", "system", "history"})
+_SELF_INSTRUCT_FIELDS = frozenset({"instruction", "instances"})
+_TEXT_FIELDS = frozenset({"text"})
+_SHAREGPT_FIELDS = frozenset({"conversations", "system", "tools"})
+_MESSAGES_FIELDS = frozenset({"messages", "system", "tools"})
+_FIREFLY_FIELDS = frozenset({"conversation", "system"})
+_MT_BENCH_FIELDS = frozenset({"turns"})
+_MOSS_FIELDS = frozenset({"chat", "meta_instruction", "num_turns"})
+
 
 def _conversation_record(
     record: dict[str, Any],
@@ -70,7 +79,9 @@ def _read_history(value: Any) -> list[Message]:
     if value is None or value == "" or value == []:
         return []
     if not isinstance(value, list):
-        raise RowProblem(f"Field 'history' must be a list of [instruction, response] pairs, got {describe_type(value)}.")
+        raise RowProblem(
+            f"Field 'history' must be a list of [instruction, response] pairs, got {describe_type(value)}."
+        )
     messages: list[Message] = []
     for index, pair in enumerate(value):
         if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(text, str) for text in pair)):
@@ -90,7 +101,7 @@ def read_alpaca(value: Any, number: int) -> list[ImportRecord]:
     if system:
         messages.insert(0, Message("system", system))
     output = optional_text(record, "output")
-    extra = extra_fields(record, frozenset({"instruction", "input", "output", "system", "history"}))
+    extra = extra_fields(record, _ALPACA_FIELDS)
     return [
         ImportRecord(
             record=number,
@@ -109,7 +120,7 @@ def read_self_instruct(value: Any, number: int) -> list[ImportRecord]:
     instances = record.get("instances")
     if not isinstance(instances, list) or not instances:
         raise RowProblem("Field 'instances' must be a non-empty list of {input, output} objects.")
-    extra = extra_fields(record, frozenset({"instruction", "instances"}))
+    extra = extra_fields(record, _SELF_INSTRUCT_FIELDS)
     task_id = take_external_id(extra)
     records = []
     for index, instance in enumerate(instances, start=1):
@@ -162,7 +173,7 @@ def read_text(value: Any, number: int) -> list[ImportRecord]:
         return [ImportRecord(record=number, messages=[Message("user", value)], response=None)]
     record = _require_object(value, "text")
     text = required_text(record, "text")
-    extra = extra_fields(record, frozenset({"text"}))
+    extra = extra_fields(record, _TEXT_FIELDS)
     return [
         ImportRecord(
             record=number,
@@ -219,16 +230,16 @@ def read_sharegpt(value: Any, number: int) -> list[ImportRecord]:
     if "conversations" not in record:
         raise RowProblem("Field 'conversations' is missing.")
     messages = read_messages(record["conversations"], "conversations")
-    return _conversation_record(record, number, messages, "conversations", frozenset({"conversations", "system", "tools"}))
+    return _conversation_record(record, number, messages, "conversations", _SHAREGPT_FIELDS)
 
 
 def read_chat_messages(value: Any, number: int) -> list[ImportRecord]:
-    """Read OpenAI/TRL conversational records; a KTO `label` stays in the metadata."""
+    """Read OpenAI/TRL conversational records. A KTO `label` stays in the metadata."""
     record = _require_object(value, "messages")
     if "messages" not in record:
         raise RowProblem("Field 'messages' is missing.")
     messages = read_messages(record["messages"], "messages")
-    return _conversation_record(record, number, messages, "messages", frozenset({"messages", "system", "tools"}))
+    return _conversation_record(record, number, messages, "messages", _MESSAGES_FIELDS)
 
 
 def read_firefly(value: Any, number: int) -> list[ImportRecord]:
@@ -247,11 +258,11 @@ def read_firefly(value: Any, number: int) -> list[ImportRecord]:
                 messages.append(Message("assistant", required_text(turn, "assistant")))
         except RowProblem as exc:
             raise RowProblem(f"In conversation[{index}]: {exc.reason}") from None
-    return _conversation_record(record, number, messages, "conversation", frozenset({"conversation", "system"}))
+    return _conversation_record(record, number, messages, "conversation", _FIREFLY_FIELDS)
 
 
 def read_mt_bench(value: Any, number: int) -> list[ImportRecord]:
-    """Read FastChat MT-Bench and Vicuna-bench questions; only single-turn questions fit."""
+    """Read FastChat MT-Bench and Vicuna-bench questions. Only single-turn questions can be imported."""
     record = _require_object(value, "mt_bench")
     turns = record.get("turns")
     if not isinstance(turns, list) or not turns or not all(isinstance(turn, str) for turn in turns):
@@ -262,7 +273,7 @@ def read_mt_bench(value: Any, number: int) -> list[ImportRecord]:
             "assistant's answer to each earlier turn, so import only single-turn questions, or give "
             "the conversation with its answers in the ShareGPT or messages shape."
         )
-    extra = extra_fields(record, frozenset({"turns"}))
+    extra = extra_fields(record, _MT_BENCH_FIELDS)
     return [
         ImportRecord(
             record=number,
@@ -290,11 +301,12 @@ def _strip_moss_tag(text: Any, tag: str, end: str, where: str) -> str:
 
 
 def read_moss(value: Any, number: int) -> list[ImportRecord]:
-    """Read a MOSS conversation; turns that use plugins or inner thoughts are rejected."""
+    """Read a MOSS conversation. Turns that use plugins or inner thoughts are rejected."""
     record = _require_object(value, "moss")
     chat = record.get("chat")
     if not isinstance(chat, dict) or not chat:
         raise RowProblem("Field 'chat' must be an object of turn_1, turn_2, ... entries.")
+
     ordered = []
     for key, turn in chat.items():
         match = _MOSS_TURN_NUMBER.match(key)
@@ -302,6 +314,7 @@ def read_moss(value: Any, number: int) -> list[ImportRecord]:
             raise RowProblem(f"Field 'chat.{key}' is not a turn_<n> object.")
         ordered.append((int(match.group(1)), key, turn))
     ordered.sort()
+
     messages: list[Message] = []
     system = optional_text(record, "meta_instruction")
     if system:
@@ -311,13 +324,14 @@ def read_moss(value: Any, number: int) -> list[ImportRecord]:
             extra_text = turn.get(extra_key)
             if extra_text is not None and not (isinstance(extra_text, str) and _MOSS_EMPTY.match(extra_text)):
                 raise RowProblem(
-                    f"Field 'chat.{key}.{extra_key}' is used; sftdesk imports MOSS conversations "
-                    "without plugins or inner thoughts only."
+                    f"Field 'chat.{key}.{extra_key}' is not empty. sftdesk imports only MOSS "
+                    "conversations without plugins or inner thoughts."
                 )
         messages.append(Message("user", _strip_moss_tag(turn.get("Human"), "Human", "<eoh>", f"chat.{key}.Human")))
         messages.append(Message("assistant", _strip_moss_tag(turn.get("MOSS"), "MOSS", "<eom>", f"chat.{key}.MOSS")))
+
     prompt, response = split_response(messages, "chat")
-    extra = extra_fields(record, frozenset({"chat", "meta_instruction", "num_turns"}))
+    extra = extra_fields(record, _MOSS_FIELDS)
     return [
         ImportRecord(
             record=number,
@@ -389,22 +403,29 @@ SHAPE_HELP = (
 
 
 def detect_shape(value: Any) -> str | None:
-    """Return the shape of a source record from its keys, or None when no shape fits."""
+    """Return the shape of a source record from its keys, or None when no shape fits.
+
+    The most specific keys are checked first, so that a preference record with
+    `conversations` is not read as ShareGPT, nor a self-instruct task as Alpaca.
+    """
     if isinstance(value, str):
         return "text"
     if not isinstance(value, dict):
         return None
     keys = value.keys()
+
     if ("chosen" in keys and "rejected" in keys) or ("chosen_messages" in keys and "rejected_messages" in keys):
         if looks_like_hh_transcript(value.get("chosen")) and not keys & {"prompt", "conversations", "instruction"}:
             return "hh_rlhf"
         return "preference"
+
     if "conversations" in keys:
         return "sharegpt"
     if "messages" in keys:
         return "messages"
     if "conversation" in keys:
         return "firefly"
+
     if "instruction" in keys and "instances" in keys:
         return "self_instruct"
     if "prompt" in keys and isinstance(value["prompt"], dict) and "replies" in value["prompt"]:
@@ -415,6 +436,7 @@ def detect_shape(value: Any) -> str | None:
         return "alpaca"
     if keys & set(_QUESTION_FIELDS):
         return "question_answer"
+
     if "text" in keys and "parent_message_id" in keys:
         return "oasst_messages"
     if "text" in keys:
