@@ -217,6 +217,9 @@ def run(
         typer.echo(f"\n  admin account: {DEMO_ADMIN} / {password}\n  (shown once; create more users with 'sftdesk create-user')\n")
     typer.echo(f"  data directory: {settings.data_dir.resolve()}\n  open http://{host}:{port}/\n")
 
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets the
+    # finally block below stop the worker instead of leaving it running.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     worker = None
     if with_worker and _worker_available():
         worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=os.environ.copy())
@@ -226,6 +229,15 @@ def run(
         if worker is not None:
             worker.send_signal(signal.SIGTERM)
             worker.wait(timeout=30)
+
+
+from app.jobs.cli import register as register_job_commands  # noqa: E402 - needs `app` defined above
+
+register_job_commands(app)
+
+
+def _exit_on_signal(signum, _frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def main() -> None:

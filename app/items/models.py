@@ -39,8 +39,11 @@ class ImportRowError(Base):
 class Item(Base):
     __tablename__ = "items"
     __table_args__ = (
-        UniqueConstraint("project_id", "dedup_key"),
-        Index("ix_items_project_content_hash", "project_id", "content_hash"),
+        # One item per content and per external id in a project: re-imports and exact duplicates
+        # (after normalization) are found through these, and the constraints stop concurrent imports
+        # from storing the same row twice.
+        UniqueConstraint("project_id", "content_hash"),
+        UniqueConstraint("project_id", "external_id"),
         Index("ix_items_project_status_priority", "project_id", "status", "priority", "id"),
         CheckConstraint("status IN ('new', 'annotated', 'accepted', 'rejected')", name="status"),
     )
@@ -48,10 +51,9 @@ class Item(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     external_id: Mapped[str | None] = mapped_column(String(500))
-    # "ext:<external id>" or "sha:<content hash>": re-importing the same row finds it here.
-    dedup_key: Mapped[str] = mapped_column(String(600))
     content_hash: Mapped[str] = mapped_column(String(64))
-    prompt_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # Normalized prompt only; train/validation splits group items by it.
+    prompt_hash: Mapped[str] = mapped_column(String(64))
     # [{"role": ..., "content": ...}, ...]: the conversation up to the turn to answer.
     messages: Mapped[list[dict[str, str]]] = mapped_column(JSON)
     # The first user turn, kept as a column for listing and text search.

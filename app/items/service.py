@@ -1,6 +1,8 @@
 """Items: import from files and bodies, listing, search and detail."""
 
+import queue
 import tempfile
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -45,10 +47,6 @@ class ImportSummary:
         }
 
 
-def _dedup_key(record: ImportRecord, digest: str) -> str:
-    return f"ext:{record.external_id}" if record.external_id else f"sha:{digest}"
-
-
 def _first_user_text(messages: list[dict[str, str]]) -> str:
     for message in messages:
         if message["role"] == "user":
@@ -67,81 +65,124 @@ def _candidate_rows(record: ImportRecord) -> list[dict[str, Any]]:
     return rows
 
 
-class _BatchWriter:
-    """Writes parsed rows in batches, one short transaction each.
+@dataclass
+class _Batch:
+    records: list[tuple[ImportRecord, str, str]] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
 
-    Each batch commits on its own so a large import never holds the write lock for long;
-    a re-import after a failure skips the rows already stored.
+    def __len__(self) -> int:
+        return len(self.records) + len(self.errors)
+
+
+class _BatchWriter:
+    """Writes parsed rows in batches, one short transaction each, on a background thread.
+
+    Each batch commits on its own so a large import never holds the write lock for long, and a
+    re-import after a failure skips the rows already stored. The caller's thread parses and
+    hashes the next batch while this thread writes, because the database drivers release the GIL
+    while the database works.
     """
+
+    QUEUED_BATCHES = 2
 
     def __init__(self, project_id: int, summary: ImportSummary, batch_rows: int) -> None:
         self.project_id = project_id
         self.summary = summary
         self.batch_rows = batch_rows
-        self.records: list[ImportRecord] = []
-        self.errors: list[RowError] = []
+        self.pending = _Batch()
+        self.failure: BaseException | None = None
+        self.queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=self.QUEUED_BATCHES)
+        self.thread = threading.Thread(target=self._run, name=f"import-{summary.batch_id}", daemon=True)
+        self.thread.start()
 
     def add(self, row: ImportRecord | RowError) -> None:
         if isinstance(row, RowError):
-            self.errors.append(row)
+            self.pending.errors.append(row)
         else:
-            self.records.append(row)
-        if len(self.records) + len(self.errors) >= self.batch_rows:
-            self.flush()
+            prompt_digest, digest = record_hashes(row.messages, row.response, row.chosen, row.rejected)
+            self.pending.records.append((row, digest, prompt_digest))
+        if len(self.pending) >= self.batch_rows:
+            self._submit()
 
-    def flush(self) -> None:
-        if not self.records and not self.errors:
-            return
+    def _submit(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+        if len(self.pending):
+            self.queue.put(self.pending)
+            self.pending = _Batch()
+
+    def finish(self) -> None:
+        """Write what is left, wait for the writer thread, and re-raise its error if it failed."""
+        try:
+            self._submit()
+        finally:
+            self.queue.put(None)
+            self.thread.join()
+        if self.failure is not None:
+            raise self.failure
+
+    def abandon(self) -> None:
+        """Stop the writer thread after what is already queued, dropping the pending batch."""
+        self.pending = _Batch()
+        self.queue.put(None)
+        self.thread.join()
+
+    def _run(self) -> None:
+        while (batch := self.queue.get()) is not None:
+            if self.failure is not None:
+                continue
+            try:
+                self._write(batch)
+            except BaseException as error:  # noqa: BLE001 - handed to the caller's thread by finish()
+                self.failure = error
+
+    def _write(self, batch: _Batch) -> None:
         with unit_of_work() as db:
-            self._write_errors(db)
-            self._write_records(db)
-            batch = db.get(ImportBatch, self.summary.batch_id)
-            batch.rows_created = self.summary.created
-            batch.rows_duplicate = self.summary.duplicates
-            batch.rows_rejected = self.summary.rejected
-            batch.shape = self.summary.shape
-        self.records.clear()
-        self.errors.clear()
+            self._write_errors(db, batch.errors)
+            self._write_records(db, batch.records)
+            stored = db.get(ImportBatch, self.summary.batch_id)
+            stored.rows_created = self.summary.created
+            stored.rows_duplicate = self.summary.duplicates
+            stored.rows_rejected = self.summary.rejected
+            stored.shape = self.summary.shape
 
-    def _write_errors(self, db: Session) -> None:
-        if not self.errors:
+    def _write_errors(self, db: Session, errors: list[RowError]) -> None:
+        if not errors:
             return
         db.execute(
             insert(ImportRowError),
-            [{"batch_id": self.summary.batch_id, "record": e.record, "reason": e.reason} for e in self.errors],
+            [{"batch_id": self.summary.batch_id, "record": e.record, "reason": e.reason} for e in errors],
         )
-        for error in self.errors:
+        for error in errors:
             self.summary.rejected += 1
             if len(self.summary.errors) < INLINE_ERROR_LIMIT:
                 self.summary.errors.append({"record": error.record, "reason": error.reason})
 
-    def _write_records(self, db: Session) -> None:
-        if not self.records:
+    def _write_records(self, db: Session, hashed: list[tuple[ImportRecord, str, str]]) -> None:
+        if not hashed:
             return
 
-        keyed: list[tuple[ImportRecord, str, str, str]] = []
-        for record in self.records:
-            prompt_digest, digest = record_hashes(record.messages, record.response, record.chosen, record.rejected)
-            keyed.append((record, _dedup_key(record, digest), digest, prompt_digest))
-        existing_keys = set(db.scalars(
-            select(Item.dedup_key).where(
-                Item.project_id == self.project_id, Item.dedup_key.in_({key for _, key, _, _ in keyed})
-            )
-        ))
         existing_hashes = set(db.scalars(
             select(Item.content_hash).where(
-                Item.project_id == self.project_id, Item.content_hash.in_({digest for _, _, digest, _ in keyed})
+                Item.project_id == self.project_id, Item.content_hash.in_({digest for _, digest, _ in hashed})
             )
         ))
+        external_ids = {record.external_id for record, _, _ in hashed if record.external_id}
+        existing_external_ids = set(db.scalars(
+            select(Item.external_id).where(Item.project_id == self.project_id, Item.external_id.in_(external_ids))
+        )) if external_ids else set()
 
-        fresh: list[tuple[ImportRecord, str, str, str]] = []
-        for entry in keyed:
-            _, key, digest, _ = entry
-            if key in existing_keys or digest in existing_hashes:
+        # A row is a duplicate when its external id or its normalized content is already stored,
+        # in the database or earlier in this batch.
+        fresh: list[tuple[ImportRecord, str, str]] = []
+        for entry in hashed:
+            record, digest, _ = entry
+            if digest in existing_hashes or (record.external_id and record.external_id in existing_external_ids):
                 self.summary.duplicates += 1
                 continue
-            existing_keys.add(key)
             existing_hashes.add(digest)
+            if record.external_id:
+                existing_external_ids.add(record.external_id)
             fresh.append(entry)
         if not fresh:
             return
@@ -151,7 +192,7 @@ class _BatchWriter:
 
 
 _ITEM_COLUMNS = (
-    "id", "project_id", "external_id", "dedup_key", "content_hash", "prompt_hash", "messages", "prompt_text",
+    "id", "project_id", "external_id", "content_hash", "prompt_hash", "messages", "prompt_text",
     "tools", "metadata", "status", "priority", "annotation_count", "import_batch_id", "record_number",
     "created_at", "updated_at",
 )
@@ -163,7 +204,7 @@ def _insert_sql(db: Session, table: str, columns: tuple[str, ...]) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([marker] * len(columns))})"
 
 
-def _insert_items(db: Session, project_id: int, batch_id: int, fresh: list[tuple[ImportRecord, str, str, str]]) -> None:
+def _insert_items(db: Session, project_id: int, batch_id: int, fresh: list[tuple[ImportRecord, str, str]]) -> None:
     """Insert new items and their imported candidates with the driver's executemany.
 
     This skips the ORM's per-row work, which costs more than SQLite itself at tens of thousands of
@@ -177,10 +218,10 @@ def _insert_items(db: Session, project_id: int, batch_id: int, fresh: list[tuple
 
     item_rows = []
     candidate_rows = []
-    for item_id, (record, key, digest, prompt_digest) in zip(item_ids, fresh, strict=True):
+    for item_id, (record, digest, prompt_digest) in zip(item_ids, fresh, strict=True):
         messages = [{"role": m.role, "content": m.content} for m in record.messages]
         item_rows.append((
-            item_id, project_id, record.external_id, key, digest, prompt_digest,
+            item_id, project_id, record.external_id, digest, prompt_digest,
             orjson.dumps(messages).decode(), _first_user_text(messages), record.tools,
             orjson.dumps(record.metadata).decode(), "new", 0, 0, batch_id, record.record, now, now,
         ))
@@ -232,14 +273,17 @@ def import_records(
             summary.shape = getattr(rows, "shape", None) or shape
             writer.add(row)
     except ImportFormatError as error:
-        writer.flush()
+        writer.finish()
         log.info("import stopped", project_id=project.id, import_id=batch_id, created=summary.created)
         stored = (
             f" {summary.created} rows before that point were stored (import {batch_id}); importing the"
             " fixed file again skips them." if summary.created else ""
         )
         raise InvalidInput(str(error).rstrip(".") + "." + stored, import_id=batch_id, created=summary.created) from error
-    writer.flush()
+    except BaseException:
+        writer.abandon()
+        raise
+    writer.finish()
 
     log.info(
         "import finished", project_id=project.id, import_id=batch_id, created=summary.created,

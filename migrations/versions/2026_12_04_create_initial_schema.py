@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-04 20:15:48.187217
+Create Date: 2026-12-04 20:40:11.123361
 """
 from collections.abc import Sequence
 
@@ -143,7 +143,6 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('project_id', sa.Integer(), nullable=False),
     sa.Column('external_id', sa.String(length=500), nullable=True),
-    sa.Column('dedup_key', sa.String(length=600), nullable=False),
     sa.Column('content_hash', sa.String(length=64), nullable=False),
     sa.Column('prompt_hash', sa.String(length=64), nullable=False),
     sa.Column('messages', sa.JSON(), nullable=False),
@@ -161,12 +160,11 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['import_batch_id'], ['import_batches.id'], name=op.f('fk_items_import_batch_id_import_batches'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_items_project_id_projects'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_items')),
-    sa.UniqueConstraint('project_id', 'dedup_key', name=op.f('uq_items_project_id_dedup_key'))
+    sa.UniqueConstraint('project_id', 'content_hash', name=op.f('uq_items_project_id_content_hash')),
+    sa.UniqueConstraint('project_id', 'external_id', name=op.f('uq_items_project_id_external_id'))
     )
     with op.batch_alter_table('items', schema=None) as batch_op:
-        batch_op.create_index('ix_items_project_content_hash', ['project_id', 'content_hash'], unique=False)
         batch_op.create_index('ix_items_project_status_priority', ['project_id', 'status', 'priority', 'id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_items_prompt_hash'), ['prompt_hash'], unique=False)
 
     op.create_table('jobs',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -362,9 +360,7 @@ def downgrade() -> None:
 
     op.drop_table('jobs')
     with op.batch_alter_table('items', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_items_prompt_hash'))
         batch_op.drop_index('ix_items_project_status_priority')
-        batch_op.drop_index('ix_items_project_content_hash')
 
     op.drop_table('items')
     with op.batch_alter_table('import_row_errors', schema=None) as batch_op:
