@@ -1,8 +1,10 @@
 """Snapshots: freeze a project's items into numbered, immutable dataset files."""
 
 import hashlib
+import queue
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,11 +18,10 @@ from app.annotation.preference import preference_pair
 from app.db import new_session, unit_of_work
 from app.errors import InvalidInput, NotFound
 from app.items.models import Candidate, Item
-from app.items.records import Message
 from app.logging import get_logger
 from app.pagination import PageRequest
 from app.projects.models import Project
-from app.snapshots.formats import EXPORT_FORMATS, DatasetWriter, ExportRow, can_express, file_name
+from app.snapshots.formats import EXPORT_FORMATS, DatasetWriter, ExportRow, file_name
 from app.snapshots.models import Snapshot
 from app.snapshots.splits import assign_split
 
@@ -80,33 +81,54 @@ def _statuses(options: SnapshotOptions) -> tuple[str, ...]:
     return ("new", "annotated", "accepted") if options.include_unreviewed else ("accepted",)
 
 
-def _iter_export_rows(db: Session, project_id: int, options: SnapshotOptions, stats: _ExportStats) -> Iterator[tuple[str, ExportRow]]:
-    """Yield (split, row) for every item that goes into the snapshot, in item id order."""
+@dataclass
+class _Chunk:
+    """One page of items with the candidate and annotation data their export rows need."""
+
+    items: list[Any]
+    candidates: dict[int, dict[str, str]]
+    accepted: dict[int, str]
+    preferred: dict[int, tuple[int, int]]
+    candidate_texts: dict[int, str]
+
+
+def _fetch_chunks(db: Session, project_id: int, options: SnapshotOptions) -> Iterator[_Chunk]:
+    """Yield the project's exportable items in id order, a page at a time."""
     statuses = _statuses(options)
+    # Core queries on the connection: the ORM's per-row bookkeeping is not needed for plain columns.
+    connection = db.connection()
     last_id = 0
     while True:
-        items = db.execute(
-            select(Item.id, Item.messages, Item.tools, Item.meta, Item.external_id, Item.prompt_hash)
+        items = connection.execute(
+            select(Item.id, Item.messages, Item.tools, Item.meta.label("meta"), Item.external_id, Item.prompt_hash)
             .where(Item.project_id == project_id, Item.status.in_(statuses), Item.id > last_id)
             .order_by(Item.id).limit(ITEMS_PER_QUERY)
         ).all()
         if not items:
             return
-        last_id = items[-1].id
-        ids = [row.id for row in items]
+        first_id, last_id = items[0].id, items[-1].id
 
+        # Id ranges instead of IN lists: compiling thousands of bound parameters per chunk costs
+        # more than the query itself.
         candidates: dict[int, dict[str, str]] = {}
-        for item_id, label, text in db.execute(
+        for item_id, label, text in connection.execute(
             select(Candidate.item_id, Candidate.label, Candidate.text)
-            .where(Candidate.item_id.in_(ids), Candidate.label.is_not(None)).order_by(Candidate.id)
+            .join(Item, Item.id == Candidate.item_id)
+            .where(
+                Item.project_id == project_id, Candidate.item_id.between(first_id, last_id),
+                Candidate.label.is_not(None),
+            ).order_by(Candidate.id)
         ):
             candidates.setdefault(item_id, {}).setdefault(label, text)
         accepted: dict[int, str] = {}
         # (chosen, rejected) candidate ids from the first accepted ranking or pairwise choice.
         preferred: dict[int, tuple[int, int]] = {}
-        for item_id, response, ranking, choice in db.execute(
+        for item_id, response, ranking, choice in connection.execute(
             select(Annotation.item_id, Annotation.response, Annotation.ranking, Annotation.choice)
-            .where(Annotation.item_id.in_(ids), Annotation.status == "accepted")
+            .where(
+                Annotation.project_id == project_id, Annotation.item_id.between(first_id, last_id),
+                Annotation.status == "accepted",
+            )
             .order_by(Annotation.submitted_at, Annotation.id)
         ):
             if response is not None:
@@ -121,9 +143,53 @@ def _iter_export_rows(db: Session, project_id: int, options: SnapshotOptions, st
             for candidate_id in pair
         }
         candidate_texts = dict(
-            db.execute(select(Candidate.id, Candidate.text).where(Candidate.id.in_(needed))).all()
+            connection.execute(select(Candidate.id, Candidate.text).where(Candidate.id.in_(needed))).all()
         ) if needed else {}
 
+        yield _Chunk(items, candidates, accepted, preferred, candidate_texts)
+
+
+def _prefetched(chunks: Iterator[_Chunk]) -> Iterator[_Chunk]:
+    """Run the chunk queries on a helper thread, one page ahead of the caller.
+
+    The database driver releases the GIL while it works, so the next page loads while this
+    thread serializes the current one. Only the helper thread touches the session meanwhile.
+    """
+    pages: queue.Queue[_Chunk | BaseException | None] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if stop.is_set():
+                    return
+                pages.put(chunk)
+            pages.put(None)
+        except BaseException as error:  # noqa: BLE001 - re-raised on the caller's thread below
+            pages.put(error)
+
+    thread = threading.Thread(target=produce, name="snapshot-prefetch", daemon=True)
+    thread.start()
+    try:
+        while (page := pages.get()) is not None:
+            if isinstance(page, BaseException):
+                raise page
+            yield page
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                pages.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        thread.join()
+
+
+def _iter_export_rows(db: Session, project_id: int, options: SnapshotOptions, stats: _ExportStats) -> Iterator[tuple[str, ExportRow]]:
+    """Yield (split, row) for every item that goes into the snapshot, in item id order."""
+    for chunk in _prefetched(_fetch_chunks(db, project_id, options)):
+        items, candidates, accepted = chunk.items, chunk.candidates, chunk.accepted
+        preferred, candidate_texts = chunk.preferred, chunk.candidate_texts
         for item in items:
             labelled = candidates.get(item.id, {})
             response = accepted.get(item.id)
@@ -134,7 +200,7 @@ def _iter_export_rows(db: Session, project_id: int, options: SnapshotOptions, st
                 chosen_id, rejected_id = preferred[item.id]
                 chosen, rejected = candidate_texts.get(chosen_id), candidate_texts.get(rejected_id)
             row = ExportRow(
-                messages=[Message(m["role"], m["content"]) for m in item.messages], response=response,
+                messages=item.messages, response=response,
                 chosen=chosen, rejected=rejected, tools=item.tools,
                 metadata=item.meta or {}, external_id=item.external_id,
             )
@@ -158,9 +224,12 @@ def _write_files(db: Session, project_id: int, options: SnapshotOptions, directo
     try:
         for split, row in _iter_export_rows(db, project_id, options, stats):
             for fmt in options.formats:
-                if can_express(fmt, row):
+                if fmt == "preference" and not (row.chosen and row.rejected):
+                    continue
+                try:
                     outputs[(fmt, split)][1].write(row)
-                else:
+                except ValueError:
+                    # The writer checks can_express itself: a row this format cannot hold is counted.
                     skipped[fmt] += 1
     finally:
         for handle, writer in outputs.values():
