@@ -27,8 +27,9 @@ browser:
 test: install browser
 	$(PY) -m pytest -n 2 --dist loadgroup
 
+# tests/unit and tests/training use no database, so the PostgreSQL run leaves them out.
 test-postgres: install
-	SFTDESK_TEST_DATABASE=postgres $(PY) -m pytest -n 2 --dist loadgroup -m "not browser"
+	SFTDESK_TEST_DATABASE=postgres $(PY) -m pytest -n 2 --dist loadgroup -m "not browser" --ignore=tests/unit --ignore=tests/training
 
 catalogs: install
 	$(PY) -m app.i18n.extract
