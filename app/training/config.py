@@ -82,11 +82,11 @@ class FineTuneConfig(_StrictModel):
 class EvaluateConfig(_StrictModel):
     """Parameters of an evaluation run on a snapshot's validation split."""
 
-    max_new_tokens: int = Field(128, ge=1, le=4096, description="Maximum tokens generated per answer.")
-    max_examples: int = Field(200, ge=1, le=100_000, description="Validation examples that get a generated answer.")
+    max_new_tokens: int = Field(128, ge=1, le=4096, description="Maximum tokens generated per response.")
+    max_examples: int = Field(200, ge=1, le=100_000, description="Validation examples that get a generated response.")
     batch_size: int = Field(8, ge=1, le=512)
     max_length: int = Field(1024, ge=8, le=131_072, description="Maximum tokens per example for the loss.")
-    sample_count: int = Field(5, ge=0, le=100, description="Generated answers kept in the result for display.")
+    sample_count: int = Field(5, ge=0, le=100, description="Generated responses kept in the result for display.")
 
 
 class SuggestConfig(_StrictModel):

@@ -14,10 +14,10 @@ Roles other than system, user and assistant are mapped before rendering: `functi
 an assistant turn (the model wrote the call, so it is trained) and `observation` and `tool` become
 user turns (their text is input, so it is masked). Any other role makes the row invalid.
 
-Rows that cannot be trained are left out and listed in the report, never dropped silently: invalid
-rows, rows whose last message is not an assistant turn with text, and rows whose final response
-would start at or after `max_length` tokens. Rows cut at `max_length` with part of the final response
-left are kept and counted as truncated; their final response then has no EOS.
+Rows that cannot be trained are left out and listed in the report, never dropped silently. These
+are invalid rows, rows whose last message is not an assistant turn with text, and rows whose final
+response would start at or after `max_length` tokens. Rows cut at `max_length` that keep part of
+the final response are trained and counted as truncated. Their final response then has no EOS.
 
 This module imports no ML framework itself: callers pass in a loaded tokenizer.
 """
@@ -167,13 +167,13 @@ def has_generation_markers(chat_template: str) -> bool:
     return _GENERATION_TAG.search(chat_template) is not None
 
 
-def resolve_chat_template(tokenizer: Any, override: str | None = None) -> str:
-    """Return a chat template with {% generation %} markers for `tokenizer`, which is left unchanged.
+def resolve_chat_template(tokenizer: Any, override: str | None = None, *, require_markers: bool = True) -> str:
+    """Return the chat template to use with `tokenizer`, which is left unchanged.
 
-    `override` replaces the tokenizer's own template. A template without markers is swapped for
-    TRL's training version of it, which TRL ships for common families (Llama 3, Qwen 2.5 and 3,
-    Gemma, Phi-3 and others). Raises ChatTemplateError when there is no template or no training
-    version of it.
+    `override` replaces the tokenizer's own template. When `require_markers` is set, a template
+    without {% generation %} markers is swapped for TRL's training version of it, which TRL ships
+    for common families (Llama 3, Qwen 2.5 and 3, Gemma, Phi-3 and others). Raises
+    ChatTemplateError when there is no template, or no training version of one without markers.
     """
     template = override if override is not None else tokenizer.chat_template
     if isinstance(template, dict):
@@ -183,7 +183,7 @@ def resolve_chat_template(tokenizer: Any, override: str | None = None) -> str:
             "the tokenizer has no chat template; set chat_template in the job parameters to a Jinja template "
             "with {% generation %} and {% endgeneration %} around each assistant response and its EOS token"
         )
-    if has_generation_markers(template):
+    if not require_markers or has_generation_markers(template):
         return template
 
     from trl.chat_template_utils import get_training_chat_template
@@ -205,13 +205,17 @@ def resolve_chat_template(tokenizer: Any, override: str | None = None) -> str:
 
 
 class ConversationEncoder:
-    """Turns conversations into token ids and labels with the BOS, EOS and masking rules of this module."""
+    """Turns conversations into token ids and labels with the BOS, EOS and masking rules of this module.
 
-    def __init__(self, tokenizer: Any, chat_template: str | None = None) -> None:
+    An encoder built with `for_training=False` only encodes prompts, so its chat template needs no
+    {% generation %} markers.
+    """
+
+    def __init__(self, tokenizer: Any, chat_template: str | None = None, *, for_training: bool = True) -> None:
         if tokenizer.eos_token_id is None:
             raise ChatTemplateError("the tokenizer has no EOS token, so responses cannot be taught to stop")
         self.tokenizer = tokenizer
-        self.chat_template = resolve_chat_template(tokenizer, chat_template)
+        self.chat_template = resolve_chat_template(tokenizer, chat_template, require_markers=for_training)
         self.bos_token_id: int | None = tokenizer.bos_token_id
         self.eos_token_id: int = tokenizer.eos_token_id
         self.counters = {"bos_added": 0, "bos_removed": 0, "eos_added": 0, "eos_moved_into_mask": 0, "eos_removed": 0}
@@ -316,7 +320,17 @@ def prepare_split(
 ) -> PreparedSplit:
     """Read and tokenize one snapshot file and report what was truncated or left out, before any training.
 
-    The report is a plain dict, ready to store as JSON (see `_build_report` for its keys).
+    The report is a plain dict, ready to store as JSON. Row indices count from 0.
+
+    - `rows`, `kept`, `left_out`, `max_length`, `file`: counts and settings.
+    - `truncated`: rows cut at max_length but kept (`count`, `indices`).
+    - `response_truncated_away`: rows left out because the final response starts at or after
+      max_length (`count`, `indices`).
+    - `empty_response`: rows left out because the last message is not an assistant turn with text.
+    - `invalid`: rows left out for another reason, each with `index`, `line` and `reason`.
+    - `roles_mapped`: how many messages of each mapped role (function_call, observation, tool).
+    - `special_tokens_fixed`: how many BOS and EOS tokens were added, removed or moved into the mask.
+    - `tokens`: total and trained tokens of the kept rows, and the max and mean row length.
     """
     path = Path(path)
     conversations, rejected = read_conversations(path)

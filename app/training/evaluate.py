@@ -4,7 +4,7 @@ Two measurements on the same examples, so that runs can be compared:
 
 - validation loss and perplexity over assistant tokens only, with the labels that fine-tuning uses
   (token-weighted: every assistant token of every example counts once);
-- greedy answers of at most `max_new_tokens` tokens to the first `max_examples` prompts, scored
+- greedy responses of at most `max_new_tokens` tokens to the first `max_examples` prompts, scored
   against the reference responses with ROUGE-L, BLEU and chrF (see `app.training.metrics`).
 """
 
@@ -42,8 +42,8 @@ def run_evaluation(
     """Evaluate `model_path` (with the LoRA adapter at `adapter_path`, if given) on the validation split.
 
     `on_progress` receives `{phase, done, total}` with phase "loss" or "generation" after each batch.
-    Returns a JSON-ready dict with validation_loss, perplexity, rouge_l, bleu, chrf (0-1), the rate
-    of answers that ended on EOS, a few samples and the data report of the validation file.
+    Returns a JSON-ready dict with validation_loss, perplexity, rouge_l, bleu, chrf (0-1), the share
+    of generated responses that ended on EOS, a few samples and the data report of the validation file.
     Raises ConfigError, TrainingDataError or ChatTemplateError.
     """
     config = parse_config(EvaluateConfig, config)

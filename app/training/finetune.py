@@ -1,8 +1,9 @@
 """Supervised fine-tuning of a causal LM on a snapshot, with TRL's SFTTrainer and a PEFT LoRA adapter.
 
-The steps of `run_finetune`: validate the config, tokenize the snapshot and report what max_length
-truncates or leaves out, load the model, build the trainer, train (resuming from the newest
-checkpoint when asked), save the adapter or model with its tokenizer, and return the metrics.
+`run_finetune` validates the config and tokenizes the snapshot, reporting what max_length truncates
+or leaves out. Then it loads the model, builds the trainer and trains, resuming from the newest
+checkpoint when requested. Last, it saves the adapter or model with its tokenizer and returns the
+metrics.
 
 The examples reach SFTTrainer already tokenized, with labels that keep only assistant tokens (see
 `app.training.data`). So TRL's `assistant_only_loss` stays off: it would tokenize the conversations
@@ -38,8 +39,8 @@ ADAPTER_DIR = "adapter"
 MODEL_DIR = "model"
 RESULT_FILE = "result.json"
 
-# Gradient checkpointing trades speed for memory; below this size it cost 27-45% of the speed in
-# CPU runs of a tiny model and saved little memory, so it stays off unless the config turns it on.
+# Gradient checkpointing saves activation memory but slows every step. Small models need little
+# activation memory, so by default it is on only from this size up. The threshold is an estimate.
 GRADIENT_CHECKPOINTING_MIN_PARAMETERS = 1_000_000_000
 
 ProgressCallback = Callable[[dict[str, Any]], None]
@@ -58,13 +59,14 @@ def run_finetune(
     """Fine-tune `config.base_model` on the snapshot's train split and save the result under `output_dir`.
 
     Checkpoints go to `output_dir/checkpoints/checkpoint-<step>` every `save_steps` optimizer steps.
-    With `resume=True` training continues from the newest complete checkpoint (or starts anew when
-    there is none); without it, existing checkpoints raise TrainingError so that no run is mixed
-    with an earlier one.
+    With `resume=True` training continues from the newest complete checkpoint, or starts anew when
+    there is none. When an earlier call with the same config already completed, its stored result
+    is returned without training. Without `resume`, existing checkpoints raise TrainingError, so
+    that no run is mixed with an earlier one.
 
     `on_progress` is called on the main process at every logging step and once at the end with
     `{step, total_steps, loss, epoch, eta_seconds}`. `should_stop` is polled after every optimizer
-    step; when it returns True, training saves a checkpoint and stops, and the result has status
+    step. Once it returns True, training saves a checkpoint and stops, and the result has status
     "stopped" and no adapter or model path.
 
     Returns a JSON-ready dict, also written to `output_dir/result.json`.
@@ -74,6 +76,11 @@ def run_finetune(
     output_dir = Path(output_dir)
     train_path = snapshot_file(snapshot_dir, TRAIN_FILE)
     checkpoint_dir = output_dir / CHECKPOINTS_DIR
+    if resume:
+        completed = _load_completed_result(output_dir, config)
+        if completed is not None:
+            logger.info("finetune_already_completed", base_model=config.base_model, output_dir=str(output_dir))
+            return completed
     resume_from = _find_resume_checkpoint(checkpoint_dir, resume)
 
     from datasets import Dataset
@@ -82,8 +89,9 @@ def run_finetune(
     from app.training.loading import disable_progress_bars, load_tokenizer, peak_memory, resolve_precision
 
     disable_progress_bars()
+    precision = resolve_precision(config.precision)
     log = logger.bind(base_model=config.base_model, output_dir=str(output_dir))
-    log.info("finetune_started", resume_from=resume_from)
+    log.info("finetune_started", resume_from=str(resume_from) if resume_from else None, precision=precision)
 
     tokenizer = load_tokenizer(config.base_model)
     encoder = ConversationEncoder(tokenizer, config.chat_template)
@@ -101,7 +109,6 @@ def run_finetune(
     )
     require_examples(train_split)
 
-    precision = resolve_precision(config.precision)
     model = _load_model(config, precision)
     total_parameters = sum(parameter.numel() for parameter in model.parameters())
     gradient_checkpointing = config.gradient_checkpointing
@@ -124,9 +131,13 @@ def run_finetune(
         peft_config=_build_lora_config(config),
         callbacks=[progress, stopper],
     )
-    # PrinterCallback prints every log dict to stdout; progress goes to on_progress and the log instead.
+    # PrinterCallback prints every log dict to stdout, which the command line keeps for the result.
+    # Progress reaches on_progress and the log instead.
     trainer.remove_callback(PrinterCallback)
 
+    # NOTE: transformers 5.25 trains one step beyond max_steps when it resumes a max_steps run from
+    # its final checkpoint. Here that happens only if the process died after that checkpoint was
+    # saved but before result.json was written, because a completed run is returned above instead.
     train_output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
 
     stopped = stopper.stop_requested
@@ -180,6 +191,20 @@ def find_last_checkpoint(checkpoint_dir: str | Path) -> Path | None:
     if not candidates:
         return None
     return max(candidates)[1]
+
+
+def _load_completed_result(output_dir: Path, config: FineTuneConfig) -> dict[str, Any] | None:
+    """Return the stored result of a completed run with the same config whose saved model still exists."""
+    path = output_dir / RESULT_FILE
+    if not path.is_file():
+        return None
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    if stored.get("status") != "completed" or stored.get("config") != config.model_dump(mode="json"):
+        return None
+    final_dir = stored.get("adapter_path") or stored.get("model_path")
+    if not final_dir or not Path(final_dir).is_dir():
+        return None
+    return stored
 
 
 def _find_resume_checkpoint(checkpoint_dir: Path, resume: bool) -> Path | None:
@@ -240,7 +265,7 @@ def _build_sft_config(
         max_steps=config.max_steps if config.max_steps is not None else -1,
         seed=config.seed,
         data_seed=config.seed,
-        # TRL defaults to bf16, which fails on a CPU, so precision is always set explicitly.
+        # TRL 1.16 turns bf16 on unless bf16 or fp16 is set, so both flags are always set explicitly.
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         # transformers 5.25 renamed gradient_checkpointing to activation_checkpointing.
@@ -373,7 +398,7 @@ class _ProgressReporter(TrainerCallback):
 class _StopRequestCallback(TrainerCallback):
     """Trainer callback that ends training after the current optimizer step once `should_stop()` is True.
 
-    It also asks for a checkpoint at that step, so a later run with resume=True loses no work.
+    It also requests a checkpoint at that step, so a later run with resume=True loses no work.
     """
 
     def __init__(self, should_stop: StopPredicate | None) -> None:

@@ -43,7 +43,7 @@ def generate_responses(
 
     disable_progress_bars()
     tokenizer = load_tokenizer(model_path, adapter_path)
-    encoder = ConversationEncoder(tokenizer)
+    encoder = ConversationEncoder(tokenizer, for_training=False)
     model = load_model_for_inference(model_path, adapter_path)
     outputs = generate_with_model(
         model,

@@ -1,4 +1,4 @@
-"""Text-overlap scores of generated answers against references, for English and Chinese alike.
+"""Text-overlap scores of generated responses against references, for English and Chinese alike.
 
 This module imports no ML framework, so the web process can score or compare runs.
 

@@ -1,8 +1,10 @@
 """Fixtures for the training tests: a tiny model built once per session and small snapshots.
 
 Helpers reach the tests as fixtures, not imports, so the tests work with any pytest import mode.
-All training tests run in one pytest process, because importing torch and transformers costs
-seconds and hundreds of MB per process. Nothing is downloaded: the hub is switched off below.
+All training tests should run in one pytest process, because importing torch and transformers
+costs seconds and hundreds of MB per process. Each module marks its tests with
+`xdist_group("training")`, so `pytest -n N --dist loadgroup` keeps them in one worker. Nothing is
+downloaded: the hub is switched off below.
 """
 
 import json

@@ -3,7 +3,7 @@ import pytest
 from app.training.config import EvaluateConfig, FineTuneConfig, SuggestConfig, parse_config
 from app.training.errors import ConfigError
 
-pytestmark = pytest.mark.training
+pytestmark = [pytest.mark.training, pytest.mark.xdist_group("training")]
 
 
 def test_finetune_config_defaults() -> None:
@@ -25,7 +25,7 @@ def test_finetune_config_error_names_field_and_range() -> None:
     assert "lora_r: must be at least 1 and at most 1024" in str(caught.value)
 
 
-def test_finetune_config_rejects_unknown_and_missing_fields() -> None:
+def test_finetune_config_unknown_and_missing_fields() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(FineTuneConfig, {"lora_rank": 8})
 
@@ -34,7 +34,7 @@ def test_finetune_config_rejects_unknown_and_missing_fields() -> None:
     assert errors["lora_rank"].startswith("unknown field; allowed fields are base_model, use_lora, lora_r")
 
 
-def test_finetune_config_rejects_blank_model_and_empty_modules() -> None:
+def test_finetune_config_rejects_blank_values() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(FineTuneConfig, {"base_model": "  ", "lora_target_modules": []})
 

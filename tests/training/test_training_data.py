@@ -6,7 +6,7 @@ from app.training.data import ConversationEncoder, prepare_split, read_conversat
 from app.training.errors import ChatTemplateError, TrainingDataError
 from app.training.tiny_model import TINY_CHAT_TEMPLATE
 
-pytestmark = pytest.mark.training
+pytestmark = [pytest.mark.training, pytest.mark.xdist_group("training")]
 
 TEMPLATE_WITHOUT_BOS = TINY_CHAT_TEMPLATE.replace("{{ bos_token }}", "", 1)
 TEMPLATE_WITH_TWO_BOS = TINY_CHAT_TEMPLATE.replace("{{ bos_token }}", "{{ bos_token }}{{ bos_token }}", 1)
@@ -109,7 +109,7 @@ def test_eos_placed_inside_mask(tokenizer, conversations, template) -> None:
     assert input_ids.count(tokenizer.eos_token_id) == 2
 
 
-def test_eos_label_survives_collator_when_pad_is_eos(tokenizer, conversations) -> None:
+def test_eos_label_kept_when_pad_is_eos(tokenizer, conversations) -> None:
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
     encoder = ConversationEncoder(tokenizer)
@@ -148,7 +148,7 @@ def test_function_call_trained_and_observation_masked(tmp_path, tokenizer, jsonl
     assert split.report["roles_mapped"] == {"function_call": 1, "observation": 1}
 
 
-def test_report_leaves_out_empty_and_missing_responses(tmp_path, tokenizer, jsonl_writer) -> None:
+def test_empty_responses_left_out(tmp_path, tokenizer, jsonl_writer) -> None:
     rows = [
         {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]},
         {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "   "}]},
@@ -190,7 +190,7 @@ def test_report_lists_invalid_rows_with_reason(tmp_path, tokenizer, jsonl_writer
     assert split.report["left_out"] == 4
 
 
-def test_long_prompt_response_cut_away_and_left_out(tmp_path, tokenizer, jsonl_writer) -> None:
+def test_long_prompt_response_left_out(tmp_path, tokenizer, jsonl_writer) -> None:
     long_prompt = " ".join(f"w{number}" for number in range(200))
     encoder = ConversationEncoder(tokenizer)
     prompt_tokens = len(encoder.encode_prompt([{"role": "user", "content": long_prompt}]))
@@ -231,3 +231,24 @@ def test_encoder_leaves_tokenizer_template_unchanged(tokenizer) -> None:
     ConversationEncoder(tokenizer, TEMPLATE_WITHOUT_BOS)
 
     assert tokenizer.chat_template == TINY_CHAT_TEMPLATE
+
+
+def test_known_template_swapped_for_training_version(tokenizer, conversations) -> None:
+    from importlib.resources import files
+
+    qwen_template = (files("trl") / "chat_templates" / "qwen2_5.jinja").read_text(encoding="utf-8")
+    assert "{% generation %}" not in qwen_template
+    encoder = ConversationEncoder(tokenizer, qwen_template)
+
+    input_ids, labels, _ = encoder.encode_training(conversations[0])
+
+    assert "{% generation %}" in encoder.chat_template
+    # The Qwen template ends a turn with <|im_end|>, not the tokenizer's EOS, so one EOS is inserted
+    # at the end of the marked span, which in TRL's version includes the newline after <|im_end|>.
+    segments = _segments(tokenizer, input_ids, labels)
+    assert len(segments) == 1
+    assert segments[0].strip().startswith("Paris.<|im_end|>")
+    assert segments[0].endswith("<|im_end|>\n</s>")
+    assert input_ids.count(tokenizer.eos_token_id) == 1
+    assert input_ids[0] == tokenizer.bos_token_id
+    assert input_ids.count(tokenizer.bos_token_id) == 1

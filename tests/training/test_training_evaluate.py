@@ -6,7 +6,7 @@ from app.training.errors import ConfigError, TrainingDataError
 from app.training.evaluate import run_evaluation
 from app.training.metrics import compare_metrics
 
-pytestmark = pytest.mark.training
+pytestmark = [pytest.mark.training, pytest.mark.xdist_group("training")]
 
 EVALUATE_CONFIG = {"max_new_tokens": 8, "max_examples": 4, "batch_size": 4, "max_length": 128, "sample_count": 2}
 

@@ -6,7 +6,7 @@ import pytest
 from app.training.errors import ConfigError, TrainingDataError, TrainingError
 from app.training.finetune import find_last_checkpoint, main, run_finetune
 
-pytestmark = pytest.mark.training
+pytestmark = [pytest.mark.training, pytest.mark.xdist_group("training")]
 
 
 def _config(model_dir: Path, **overrides) -> dict:
@@ -122,6 +122,19 @@ def test_resume_continues_from_newest_checkpoint(tiny_model_dir, small_snapshot,
     assert Path(second["adapter_path"]).is_dir()
 
 
+def test_resume_after_completion_returns_stored_result(tiny_model_dir, small_snapshot, tmp_path) -> None:
+    first = run_finetune(_config(tiny_model_dir, max_steps=3), small_snapshot, tmp_path)
+    events: list[dict] = []
+
+    second = run_finetune(
+        _config(tiny_model_dir, max_steps=3), small_snapshot, tmp_path, resume=True, on_progress=events.append
+    )
+
+    assert second == first
+    assert second["train_metrics"]["global_step"] == 3
+    assert events == []
+
+
 def test_resume_without_checkpoint_starts_fresh(tiny_model_dir, small_snapshot, tmp_path) -> None:
     result = run_finetune(_config(tiny_model_dir, max_steps=2), small_snapshot, tmp_path, resume=True)
 
@@ -184,7 +197,16 @@ def test_snapshot_without_usable_rows_raises(tiny_model_dir, tmp_path, jsonl_wri
         run_finetune(_config(tiny_model_dir), snapshot, tmp_path / "output")
 
 
-def test_command_line_prints_result(tiny_model_dir, small_snapshot, tmp_path, capsys) -> None:
+@pytest.fixture
+def restore_logging():
+    """Undo the stderr logging that main() sets up, because capsys closes that stream after the test."""
+    import structlog
+
+    yield
+    structlog.reset_defaults()
+
+
+def test_command_line_prints_result(tiny_model_dir, small_snapshot, tmp_path, capsys, restore_logging) -> None:
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(_config(tiny_model_dir, max_steps=1)), encoding="utf-8")
 
@@ -196,7 +218,7 @@ def test_command_line_prints_result(tiny_model_dir, small_snapshot, tmp_path, ca
     assert result["train_metrics"]["global_step"] == 1
 
 
-def test_command_line_reports_invalid_config(tmp_path, small_snapshot, capsys) -> None:
+def test_command_line_reports_invalid_config(tmp_path, small_snapshot, capsys, restore_logging) -> None:
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps({"base_model": "m", "max_length": 1}), encoding="utf-8")
 

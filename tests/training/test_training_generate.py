@@ -8,7 +8,7 @@ import pytest
 from app.training.errors import GenerationError
 from app.training.generate import chat_completions_url, generate_openai_compatible, generate_responses, generate_suggestions
 
-pytestmark = pytest.mark.training
+pytestmark = [pytest.mark.training, pytest.mark.xdist_group("training")]
 
 
 class _FakeChatHandler(BaseHTTPRequestHandler):
@@ -69,9 +69,9 @@ def test_local_generation_returns_strings(finetuned_run, tiny_model_dir, convers
 
 @pytest.fixture(scope="module")
 def noisy_model_dir(tiny_model_dir, tmp_path_factory):
-    """The tiny model with large random weights, so that greedy answers differ from prompt to prompt.
+    """The tiny model with large random weights, so that greedy responses differ from prompt to prompt.
 
-    The tiny model as built answers every prompt with newlines only, which would make order checks pass
+    The tiny model as built responds to every prompt with newlines only, which would make order checks pass
     trivially.
     """
     import shutil
@@ -98,8 +98,25 @@ def test_batched_generation_keeps_order(noisy_model_dir, conversations) -> None:
     together = generate_responses(noisy_model_dir, None, prompts, max_new_tokens=6, batch_size=len(prompts))
     one_by_one = [generate_responses(noisy_model_dir, None, [prompt], max_new_tokens=6)[0] for prompt in prompts]
 
-    assert len(set(one_by_one)) > 1, "answers must differ for the order check to mean anything"
+    assert len(set(one_by_one)) > 1, "responses must differ for the order check to mean anything"
     assert together == one_by_one
+
+
+def test_generation_needs_no_generation_markers(tiny_model_dir, tmp_path) -> None:
+    import shutil
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    template_path = model_dir / "chat_template.jinja"
+    template = template_path.read_text(encoding="utf-8")
+    template_path.write_text(
+        template.replace("{% generation %}", "").replace("{% endgeneration %}", ""), encoding="utf-8"
+    )
+
+    responses = generate_responses(model_dir, None, [[{"role": "user", "content": "hi"}]], max_new_tokens=2)
+
+    assert "{% generation %}" not in template_path.read_text(encoding="utf-8")
+    assert len(responses) == 1
 
 
 def test_local_generation_rejects_unknown_role(tiny_model_dir) -> None:

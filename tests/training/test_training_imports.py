@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.training
+pytestmark = [pytest.mark.training, pytest.mark.xdist_group("training")]
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 HEAVY_MODULES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "tokenizers")

@@ -10,7 +10,7 @@ from app.training.metrics import (
     tokenize_for_rouge,
 )
 
-pytestmark = pytest.mark.training
+pytestmark = [pytest.mark.training, pytest.mark.xdist_group("training")]
 
 
 def test_chinese_scores_between_zero_and_one() -> None:

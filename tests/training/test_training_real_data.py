@@ -7,7 +7,7 @@ import pytest
 from app.training.evaluate import run_evaluation
 from app.training.finetune import run_finetune
 
-pytestmark = pytest.mark.training
+pytestmark = [pytest.mark.training, pytest.mark.xdist_group("training")]
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_real_rows_finetune_and_evaluate(real_snapshot, real_model_dir, tmp_path
     assert report["kept"] + report["left_out"] == report["rows"]
     assert report["invalid"]["count"] == 0
     assert report["empty_response"]["count"] == 0
-    # Many Alpaca answers are longer than 256 tokens of a small BPE vocabulary.
+    # Many Alpaca responses are longer than 256 tokens of a small BPE vocabulary.
     assert report["truncated"]["count"] > 0
     assert len(report["truncated"]["indices"]) == report["truncated"]["count"]
     assert report["tokens"]["max_per_example"] <= 256
