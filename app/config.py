@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     suggest_endpoint_url: str | None = Field(
         None, description="OpenAI-compatible base URL that suggestion jobs may call"
     )
+    suggest_endpoint_api_key: str | None = Field(
+        None, description="bearer token sent to suggest_endpoint_url, if it needs one"
+    )
 
     @model_validator(mode="after")
     def _reject_placeholder_secret(self) -> "Settings":

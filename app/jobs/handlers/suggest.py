@@ -86,8 +86,7 @@ def _load_model(context: JobContext, params: SuggestParams) -> _Model:
         from app.training.generate import generate_openai_compatible
 
         base_url = context.settings.suggest_endpoint_url or ""
-        # NOTE: Settings has no API key field yet. A suggest_endpoint_api_key setting is used once it exists.
-        api_key = getattr(context.settings, "suggest_endpoint_api_key", None)
+        api_key = context.settings.suggest_endpoint_api_key
         model_name = params.model or ""
 
         def generate(conversations: Sequence[list[dict[str, str]]]) -> list[str]:
