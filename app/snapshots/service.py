@@ -23,7 +23,7 @@ from app.pagination import PageRequest
 from app.projects.models import Project
 from app.snapshots.formats import EXPORT_FORMATS, DatasetWriter, ExportRow, file_name
 from app.snapshots.models import Snapshot
-from app.snapshots.splits import assign_split
+from app.snapshots.splits import split_position
 
 log = get_logger(__name__)
 
@@ -75,6 +75,17 @@ class _ExportStats:
     items: int = 0
     splits: dict[str, int] = field(default_factory=lambda: {s: 0 for s in SPLITS})
     without_response: int = 0
+    # The prompt group closest to the validation side, and whether more than one group was seen.
+    lowest_position: float = 1.0
+    lowest_prompt_hash: str | None = None
+    several_groups: bool = False
+
+    def note_group(self, prompt_hash: str, position: float) -> None:
+        if self.lowest_prompt_hash is not None and prompt_hash != self.lowest_prompt_hash:
+            self.several_groups = True
+        if position < self.lowest_position:
+            self.lowest_position = position
+            self.lowest_prompt_hash = prompt_hash
 
 
 def _statuses(options: SnapshotOptions) -> tuple[str, ...]:
@@ -185,8 +196,13 @@ def _prefetched(chunks: Iterator[_Chunk]) -> Iterator[_Chunk]:
         thread.join()
 
 
-def _iter_export_rows(db: Session, project_id: int, options: SnapshotOptions, stats: _ExportStats) -> Iterator[tuple[str, ExportRow]]:
-    """Yield (split, row) for every item that goes into the snapshot, in item id order."""
+def _iter_export_rows(
+    db: Session, project_id: int, options: SnapshotOptions, stats: _ExportStats, forced_validation: str | None,
+) -> Iterator[tuple[str, ExportRow]]:
+    """Yield (split, row) for every item that goes into the snapshot, in item id order.
+
+    Items whose prompt hash is `forced_validation` go to validation whatever their position.
+    """
     for chunk in _prefetched(_fetch_chunks(db, project_id, options)):
         items, candidates, accepted = chunk.items, chunk.candidates, chunk.accepted
         preferred, candidate_texts = chunk.preferred, chunk.candidate_texts
@@ -208,12 +224,19 @@ def _iter_export_rows(db: Session, project_id: int, options: SnapshotOptions, st
                 stats.without_response += 1
                 continue
             stats.items += 1
-            split = assign_split(item.prompt_hash, options.seed, options.validation_fraction)
+            position = split_position(item.prompt_hash, options.seed)
+            stats.note_group(item.prompt_hash, position)
+            if position < options.validation_fraction or item.prompt_hash == forced_validation:
+                split = "validation"
+            else:
+                split = "train"
             stats.splits[split] += 1
             yield split, row
 
 
-def _write_files(db: Session, project_id: int, options: SnapshotOptions, directory: Path) -> tuple[dict[str, Any], _ExportStats]:
+def _write_files(
+    db: Session, project_id: int, options: SnapshotOptions, directory: Path, forced_validation: str | None = None,
+) -> tuple[dict[str, Any], _ExportStats]:
     stats = _ExportStats()
     outputs: dict[tuple[str, str], tuple[_HashingFile, Any]] = {}
     for fmt in options.formats:
@@ -222,9 +245,13 @@ def _write_files(db: Session, project_id: int, options: SnapshotOptions, directo
             outputs[(fmt, split)] = (handle, DatasetWriter(fmt, handle))
     skipped: dict[str, int] = {fmt: 0 for fmt in options.formats}
     try:
-        for split, row in _iter_export_rows(db, project_id, options, stats):
+        for split, row in _iter_export_rows(db, project_id, options, stats, forced_validation):
             for fmt in options.formats:
+                # Preference-only rows have no response for the SFT formats, and most SFT rows have
+                # no pair for the preference format: neither is a row the format failed to hold.
                 if fmt == "preference" and not (row.chosen and row.rejected):
+                    continue
+                if fmt != "preference" and not row.response:
                     continue
                 try:
                     outputs[(fmt, split)][1].write(row)
@@ -287,6 +314,15 @@ def create_snapshot(project: Project, options: SnapshotOptions, *, user_id: int 
             if read_session.get_bind().dialect.name == "postgresql":
                 read_session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             written, stats = _write_files(read_session, project.id, options, staging)
+            if (
+                options.validation_fraction > 0 and stats.splits["validation"] == 0 and stats.several_groups
+            ):
+                # A small snapshot can draw no validation prompt at all, which leaves nothing to
+                # evaluate on. Write it again with the prompt group nearest the cut in validation;
+                # the choice depends only on the seed and the prompts, so it stays deterministic.
+                written, stats = _write_files(
+                    read_session, project.id, options, staging, forced_validation=stats.lowest_prompt_hash,
+                )
         finally:
             read_session.rollback()
             read_session.close()

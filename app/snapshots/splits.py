@@ -15,6 +15,10 @@ def assign_split(prompt_hash: str, seed: int, validation_fraction: float) -> str
     """
     if not 0.0 <= validation_fraction <= 1.0:
         raise ValueError(f"validation_fraction must be between 0 and 1, got {validation_fraction}.")
+    return "validation" if split_position(prompt_hash, seed) < validation_fraction else "train"
+
+
+def split_position(prompt_hash: str, seed: int) -> float:
+    """Return the prompt's place in [0, 1); prompts below the validation fraction go to validation."""
     digest = hashlib.sha256(f"{seed}:{prompt_hash}".encode()).digest()
-    position = int.from_bytes(digest[:8], "big") / 2**64
-    return "validation" if position < validation_fraction else "train"
+    return int.from_bytes(digest[:8], "big") / 2**64

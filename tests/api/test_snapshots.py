@@ -146,3 +146,29 @@ def test_snapshot_list_paginates(admin_api, project):
     page = admin_api.get(f"/api/v1/projects/{project}/snapshots", params={"page_size": 2}).json()
     assert page["total"] == 3
     assert [s["number"] for s in page["items"]] == [3, 2]
+
+
+def test_small_snapshot_keeps_one_validation_prompt(admin_api, project):
+    rows = [{"prompt": f"Small set prompt {n}", "completion": "answer"} for n in range(4)]
+    import_jsonl(admin_api, project, rows)
+    for seed in range(6):
+        snapshot = _snapshot(admin_api, project, validation_fraction=0.01, seed=seed)
+        assert snapshot["row_counts"]["validation"] >= 1, seed
+        assert snapshot["row_counts"]["train"] >= 1, seed
+    again = _snapshot(admin_api, project, validation_fraction=0.01, seed=5)
+    assert again["files"]["validation.messages.jsonl"]["sha256"] == snapshot["files"]["validation.messages.jsonl"]["sha256"]
+
+
+def test_single_prompt_stays_in_train(admin_api, project):
+    import_jsonl(admin_api, project, [{"prompt": "Only prompt", "completion": "answer"}])
+    snapshot = _snapshot(admin_api, project, validation_fraction=0.01)
+    assert snapshot["row_counts"]["train"] == 1
+    assert snapshot["row_counts"]["validation"] == 0
+
+
+def test_preference_rows_not_counted_as_skipped(admin_api, project):
+    import_jsonl(admin_api, project, [{"prompt": "Pick", "chosen": "good", "rejected": "bad"}])
+    import_jsonl(admin_api, project, [{"prompt": "Plain", "completion": "ok"}])
+    snapshot = _snapshot(admin_api, project)
+    assert snapshot["row_counts"]["skipped_by_format"] == {}
+    assert snapshot["row_counts"]["items"] == 2
