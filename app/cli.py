@@ -98,7 +98,7 @@ def import_command(
     encoding: Annotated[str | None, typer.Option(help="encoding when not UTF-8 or UTF-16 with BOM, e.g. gbk")] = None,
     column: Annotated[list[str] | None, typer.Option("--map", help="CSV column for a field, e.g. --map prompt=question")] = None,
 ) -> None:
-    """Import a file into a project; prints the counts and every rejected row."""
+    """Import a file into a project, then print the counts and every rejected row."""
     from app.errors import DomainError
     from app.items.api import parse_csv_mapping
     from app.items.importing import ImportOptions

@@ -43,7 +43,15 @@ class LoginRequired(Exception):
     """Raised by page routes for an anonymous visitor; the handler redirects to the login page."""
 
 
-async def _submitted_csrf_token(request: Request) -> str | None:
+async def submitted_csrf_token(request: Request) -> str | None:
+    """Read the CSRF token of a browser's unsafe request, before any database work.
+
+    This is the only async step of authentication. The user lookup runs in the threadpool, so an
+    SQLite write lock is never held while the event loop waits for a request body, and no
+    blocking database call ever runs on the event loop itself.
+    """
+    if request.method in SAFE_METHODS or _bearer_token(request) is not None:
+        return None
     header = request.headers.get(CSRF_HEADER)
     if header:
         return header
@@ -63,7 +71,10 @@ def _bearer_token(request: Request) -> str | None:
     return None
 
 
-async def _resolve_user(request: Request, db: Session) -> User | None:
+CsrfToken = Annotated[str | None, Depends(submitted_csrf_token)]
+
+
+def _resolve_user(request: Request, db: Session, submitted: str | None) -> User | None:
     bearer = _bearer_token(request)
     if bearer is not None:
         user = auth_service.user_for_api_token(db, bearer)
@@ -80,7 +91,6 @@ async def _resolve_user(request: Request, db: Session) -> User | None:
     if web_session is None:
         return None
     if request.method not in SAFE_METHODS:
-        submitted = await _submitted_csrf_token(request)
         if not submitted or not tokens_equal(submitted, web_session.csrf_token):
             raise PermissionDenied("missing or invalid CSRF token: reload the page and try again")
     request.state.auth_method = "session"
@@ -90,7 +100,7 @@ async def _resolve_user(request: Request, db: Session) -> User | None:
 
 @dataclass(frozen=True)
 class UserView:
-    """What the templates show of the caller; a plain copy, so error pages render after rollback."""
+    """A plain copy of the caller for the templates, so error pages still render after a rollback."""
 
     id: int
     username: str
@@ -111,22 +121,22 @@ def _remember(request: Request, user: User, *, csrf_token: str) -> None:
     request.state.locale = choose_locale(user.locale, request.headers.get("accept-language"))
 
 
-async def api_user(request: Request, db: DB) -> User:
-    user = await _resolve_user(request, db)
+def api_user(request: Request, db: DB, csrf: CsrfToken) -> User:
+    user = _resolve_user(request, db, csrf)
     if user is None:
         raise NotAuthenticated("authentication required: send 'Authorization: Bearer <API token>'")
     return user
 
 
-async def page_user(request: Request, db: DB) -> User:
-    user = await _resolve_user(request, db)
+def page_user(request: Request, db: DB, csrf: CsrfToken) -> User:
+    user = _resolve_user(request, db, csrf)
     if user is None:
         raise LoginRequired()
     return user
 
 
-async def optional_page_user(request: Request, db: DB) -> User | None:
-    return await _resolve_user(request, db)
+def optional_page_user(request: Request, db: DB, csrf: CsrfToken) -> User | None:
+    return _resolve_user(request, db, csrf)
 
 
 def require_admin(user: User) -> None:

@@ -257,7 +257,7 @@ def import_records(
 ) -> ImportSummary:
     """Store parsed rows in a new import batch and return the counts.
 
-    Commits one transaction per batch of rows (see _BatchWriter); the caller's session is not used.
+    Commits one transaction per batch of rows (see _BatchWriter) and does not use the caller's session.
     """
     with unit_of_work() as db:
         batch = ImportBatch(project_id=project.id, filename=filename, shape=shape, created_by_id=user_id)
@@ -295,7 +295,7 @@ def import_records(
 def import_file(
     project: Project, stream: BinaryIO, options: ImportOptions, *, user_id: int | None, batch_rows: int,
 ) -> ImportSummary:
-    """Parse a file and store its rows; a whole-file format problem raises InvalidInput."""
+    """Parse a file and store its rows. A problem with the whole file raises InvalidInput."""
     try:
         rows = read_records(stream, options)
     except ImportFormatError as error:

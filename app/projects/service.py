@@ -92,7 +92,7 @@ def member_role(db: Session, user: User, project: Project) -> str | None:
 def get_project_for(db: Session, user: User, slug: str, *, need: str = "member") -> Project:
     """Load a project the user may see; need is "member", "reviewer" or "manager".
 
-    A project the user is not a member of answers NotFound, so its existence does not leak.
+    A project the user is not a member of raises NotFound, so its existence does not leak.
     """
     project = db.scalar(select(Project).where(Project.slug == slug))
     role = member_role(db, user, project) if project is not None else None
