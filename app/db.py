@@ -1,5 +1,7 @@
 """Database engine, sessions and the declarative base shared by every domain package."""
 
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -59,7 +61,36 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime()}
 
 
+class _WriterGate:
+    """Let one write transaction at a time into SQLite within this process, waiting in a queue.
+
+    SQLite's busy handler makes a blocked writer sleep and retry, for up to 100 ms at a time, so
+    with many concurrent writers the database often sits unlocked while every writer sleeps.
+    Waiting on a lock here instead hands the database to the next writer the moment the last
+    one is done. Other processes (a second server worker, the job worker) still wait in SQLite.
+    """
+
+    def __init__(self, timeout_s: float) -> None:
+        self._lock = threading.Lock()
+        self._timeout_s = timeout_s
+        self.holder = None
+
+    def acquire(self, dbapi_connection) -> None:
+        if not self._lock.acquire(timeout=self._timeout_s):
+            raise sqlite3.OperationalError(
+                f"database is locked: no write transaction finished within {self._timeout_s:.0f} s"
+            )
+        self.holder = dbapi_connection
+
+    def release(self, dbapi_connection) -> None:
+        if dbapi_connection is not None and dbapi_connection is self.holder:
+            self.holder = None
+            self._lock.release()
+
+
 def _configure_sqlite(engine: Engine) -> None:
+    gate = _WriterGate(SQLITE_BUSY_TIMEOUT_MS / 1000)
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:
         # Take transaction control from the driver so BEGIN IMMEDIATE can be issued below.
@@ -76,7 +107,18 @@ def _configure_sqlite(engine: Engine) -> None:
         # Write transactions take the lock up front: a deferred transaction that upgrades
         # to a writer later fails with "database is locked" instead of waiting.
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        if mode == "IMMEDIATE":
+            gate.acquire(connection.connection.dbapi_connection)
         connection.exec_driver_sql(f"BEGIN {mode}")
+
+    # The session hands its connection back to the pool when its transaction ends.
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_connection, _record) -> None:
+        gate.release(dbapi_connection)
+
+    @event.listens_for(engine, "invalidate")
+    def _on_invalidate(dbapi_connection, _record, _exception) -> None:
+        gate.release(dbapi_connection)
 
 
 def _json_dumps(value) -> str:

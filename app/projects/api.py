@@ -6,7 +6,10 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from app.annotation.questions import merge_patch, parse_settings, settings_to_store
+from app.annotation.service import refresh_project_items
 from app.auth.service import get_user_by_username
+from app.db import utcnow
 from app.deps import DB, ApiUser
 from app.pagination import Page, Pagination
 from app.projects import service
@@ -28,7 +31,9 @@ class ProjectPatch(BaseModel):
     guidelines: str | None = None
     annotations_per_item: int | None = None
     review_required: bool | None = None
-    settings: dict[str, Any] | None = None
+    settings: dict[str, Any] | None = Field(
+        None, description="merged into the stored settings (JSON merge patch: null removes a key)"
+    )
 
 
 class ProjectOut(BaseModel):
@@ -69,7 +74,9 @@ def list_projects(db: DB, user: ApiUser, page: Pagination) -> Page[ProjectOut]:
 
 @router.post("", status_code=201)
 def create_project(body: ProjectIn, db: DB, user: ApiUser) -> ProjectOut:
-    project = service.create_project(db, user, **body.model_dump())
+    fields = body.model_dump()
+    fields["settings"] = settings_to_store(parse_settings(fields["settings"]))
+    project = service.create_project(db, user, **fields)
     return _project_out(project, {"total": 0})
 
 
@@ -82,7 +89,16 @@ def get_project(project: str, db: DB, user: ApiUser) -> ProjectOut:
 @router.patch("/{project}")
 def update_project(project: str, body: ProjectPatch, db: DB, user: ApiUser) -> ProjectOut:
     target = service.get_project_for(db, user, project, need="manager")
-    service.update_project(db, target, **body.model_dump(exclude_unset=True))
+    changes = body.model_dump(exclude_unset=True)
+    if changes.get("settings") is not None:
+        # Settings merge into the stored ones (JSON merge patch), then the whole result is validated.
+        changes["settings"] = settings_to_store(parse_settings(merge_patch(target.settings or {}, changes["settings"])))
+    recount = any(
+        changes.get(field) not in (None, getattr(target, field)) for field in ("annotations_per_item", "review_required")
+    )
+    service.update_project(db, target, **changes)
+    if recount:
+        refresh_project_items(db, target, utcnow())
     return _project_out(target, service.status_counts(db, [target.id])[target.id])
 
 
