@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.auth.models import ROLES, ApiToken, User, WebSession
@@ -122,9 +123,27 @@ def user_for_api_token(db: Session, secret: str) -> User | None:
 
     now = utcnow()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-        # A separate UPDATE so a read-only request does not hold the row lock for long.
-        db.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
+        bind = db.get_bind()
+        if bind.dialect.name == "sqlite" and bind.get_execution_options().get("sqlite_begin") != "IMMEDIATE":
+            _touch_api_token(token.id, now)
+        else:
+            db.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
     return token.user
+
+
+def _touch_api_token(token_id: int, now) -> None:
+    """Record when a token was last used, in a short write transaction of its own.
+
+    On SQLite a read-only request must not upgrade its own transaction to a writer, which fails
+    under write load. The timestamp is informational, so a failure is logged and the request goes on.
+    """
+    from app.db import unit_of_work
+
+    try:
+        with unit_of_work() as session:
+            session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
+    except OperationalError as error:
+        log.warning("api token last-used update failed", token_id=token_id, error=str(error))
 
 
 def start_session(db: Session, user: User, max_age_s: int) -> tuple[str, WebSession]:
