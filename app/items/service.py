@@ -162,15 +162,9 @@ class _BatchWriter:
         if not hashed:
             return
 
-        existing_hashes = set(db.scalars(
-            select(Item.content_hash).where(
-                Item.project_id == self.project_id, Item.content_hash.in_({digest for _, digest, _ in hashed})
-            )
-        ))
+        existing_hashes = _existing_values(db, self.project_id, "content_hash", {d for _, d, _ in hashed})
         external_ids = {record.external_id for record, _, _ in hashed if record.external_id}
-        existing_external_ids = set(db.scalars(
-            select(Item.external_id).where(Item.project_id == self.project_id, Item.external_id.in_(external_ids))
-        )) if external_ids else set()
+        existing_external_ids = _existing_values(db, self.project_id, "external_id", external_ids)
 
         # A row is a duplicate when its external id or its normalized content is already stored,
         # in the database or earlier in this batch.
@@ -197,6 +191,35 @@ _ITEM_COLUMNS = (
     "created_at", "updated_at",
 )
 _CANDIDATE_COLUMNS = ("item_id", "text", "source", "label", "rank", "created_at")
+
+
+# Values per lookup query; SQLite allows 32,766 bound parameters per statement.
+LOOKUP_CHUNK = 5_000
+
+
+def _existing_values(db: Session, project_id: int, column: str, values: set[str]) -> set[str]:
+    """Return which of `values` the project's items already have in `column`.
+
+    Runs on the driver's cursor: SQLAlchemy compiles an IN list parameter by parameter, which at
+    thousands of values costs more than the lookup itself.
+    """
+    if not values:
+        return set()
+    marker = "?" if db.get_bind().dialect.name == "sqlite" else "%s"
+    found: set[str] = set()
+    ordered = list(values)
+    cursor = db.connection().connection.cursor()
+    try:
+        for start in range(0, len(ordered), LOOKUP_CHUNK):
+            chunk = ordered[start:start + LOOKUP_CHUNK]
+            cursor.execute(
+                f"SELECT {column} FROM items WHERE project_id = {marker} AND {column} IN ({', '.join([marker] * len(chunk))})",
+                [project_id, *chunk],
+            )
+            found.update(row[0] for row in cursor.fetchall())
+    finally:
+        cursor.close()
+    return found
 
 
 def _insert_sql(db: Session, table: str, columns: tuple[str, ...]) -> str:

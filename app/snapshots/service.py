@@ -108,40 +108,45 @@ def _fetch_chunks(db: Session, project_id: int, options: SnapshotOptions) -> Ite
     statuses = _statuses(options)
     # Core queries on the connection: the ORM's per-row bookkeeping is not needed for plain columns.
     connection = db.connection()
-    last_id = 0
-    while True:
-        items = connection.execute(
-            select(Item.id, Item.messages, Item.tools, Item.meta.label("meta"), Item.external_id, Item.prompt_hash)
-            .where(Item.project_id == project_id, Item.status.in_(statuses), Item.id > last_id)
-            .order_by(Item.id).limit(ITEMS_PER_QUERY)
-        ).all()
+    max_id = connection.execute(select(func.max(Item.id)).where(Item.project_id == project_id)).scalar() or 0
+    wanted_statuses = set(statuses)
+    # Every query below selects by primary-key or item-id range alone and filters the rest in
+    # Python. Adding the project and status to the WHERE clause lets the planner choose the
+    # (project, status) indexes instead, which scan every remaining row for each page.
+    for range_start in range(1, max_id + 1, ITEMS_PER_QUERY):
+        range_end = range_start + ITEMS_PER_QUERY - 1
+        items = [
+            row for row in connection.execute(
+                select(
+                    Item.id, Item.project_id, Item.status, Item.messages, Item.tools, Item.meta.label("meta"),
+                    Item.external_id, Item.prompt_hash,
+                ).where(Item.id.between(range_start, range_end)).order_by(Item.id)
+            )
+            if row.project_id == project_id and row.status in wanted_statuses
+        ]
         if not items:
-            return
+            continue
         first_id, last_id = items[0].id, items[-1].id
+        item_ids = {row.id for row in items}
 
-        # Id ranges instead of IN lists: compiling thousands of bound parameters per chunk costs
-        # more than the query itself.
         candidates: dict[int, dict[str, str]] = {}
         for item_id, label, text in connection.execute(
             select(Candidate.item_id, Candidate.label, Candidate.text)
-            .join(Item, Item.id == Candidate.item_id)
-            .where(
-                Item.project_id == project_id, Candidate.item_id.between(first_id, last_id),
-                Candidate.label.is_not(None),
-            ).order_by(Candidate.id)
+            .where(Candidate.item_id.between(first_id, last_id), Candidate.label.is_not(None))
+            .order_by(Candidate.id)
         ):
-            candidates.setdefault(item_id, {}).setdefault(label, text)
+            if item_id in item_ids:
+                candidates.setdefault(item_id, {}).setdefault(label, text)
         accepted: dict[int, str] = {}
         # (chosen, rejected) candidate ids from the first accepted ranking or pairwise choice.
         preferred: dict[int, tuple[int, int]] = {}
-        for item_id, response, ranking, choice in connection.execute(
-            select(Annotation.item_id, Annotation.response, Annotation.ranking, Annotation.choice)
-            .where(
-                Annotation.project_id == project_id, Annotation.item_id.between(first_id, last_id),
-                Annotation.status == "accepted",
-            )
+        for item_id, status, response, ranking, choice in connection.execute(
+            select(Annotation.item_id, Annotation.status, Annotation.response, Annotation.ranking, Annotation.choice)
+            .where(Annotation.item_id.between(first_id, last_id))
             .order_by(Annotation.submitted_at, Annotation.id)
         ):
+            if status != "accepted" or item_id not in item_ids:
+                continue
             if response is not None:
                 accepted.setdefault(item_id, response)
             pair = preference_pair(ranking, choice)
