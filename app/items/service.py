@@ -90,6 +90,7 @@ class _BatchWriter:
         self.summary = summary
         self.batch_rows = batch_rows
         self.pending = _Batch()
+        self.analyzed_at_index = 0
         self.failure: BaseException | None = None
         self.queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=self.QUEUED_BATCHES)
         self.thread = threading.Thread(target=self._run, name=f"import-{summary.batch_id}", daemon=True)
@@ -140,11 +141,26 @@ class _BatchWriter:
         with unit_of_work() as db:
             self._write_errors(db, batch.errors)
             self._write_records(db, batch.records)
+            self._refresh_statistics(db)
             stored = db.get(ImportBatch, self.summary.batch_id)
             stored.rows_created = self.summary.created
             stored.rows_duplicate = self.summary.duplicates
             stored.rows_rejected = self.summary.rejected
             stored.shape = self.summary.shape
+
+    def _refresh_statistics(self, db: Session) -> None:
+        """Run ANALYZE on PostgreSQL as an import grows the items table past a few sizes.
+
+        Without statistics on a freshly filled table the planner answers the duplicate lookup
+        with the (project_id, external_id) index and rechecks every row of the project against
+        the whole IN list, so each batch gets slower than the last. Autovacuum analyzes too
+        late for one large import.
+        """
+        if db.get_bind().dialect.name != "postgresql":
+            return
+        while self.analyzed_at_index < len(ANALYZE_AFTER_ROWS) and self.summary.created >= ANALYZE_AFTER_ROWS[self.analyzed_at_index]:
+            db.execute(text("ANALYZE items"))
+            self.analyzed_at_index += 1
 
     def _write_errors(self, db: Session, errors: list[RowError]) -> None:
         if not errors:
@@ -193,6 +209,8 @@ _ITEM_COLUMNS = (
 _CANDIDATE_COLUMNS = ("item_id", "text", "source", "label", "rank", "created_at")
 
 
+# Rows created by one import after which PostgreSQL statistics are refreshed (see _refresh_statistics).
+ANALYZE_AFTER_ROWS = (1_000, 20_000, 200_000)
 # Values per lookup query; SQLite allows 32,766 bound parameters per statement.
 LOOKUP_CHUNK = 5_000
 
