@@ -90,6 +90,7 @@ class _BatchWriter:
         self.summary = summary
         self.batch_rows = batch_rows
         self.pending = _Batch()
+        self.current_batch_rows = min(FIRST_BATCH_ROWS, batch_rows)
         self.analyzed_at_index = 0
         self.failure: BaseException | None = None
         self.queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=self.QUEUED_BATCHES)
@@ -102,8 +103,11 @@ class _BatchWriter:
         else:
             prompt_digest, digest = record_hashes(row.messages, row.response, row.chosen, row.rejected)
             self.pending.records.append((row, digest, prompt_digest))
-        if len(self.pending) >= self.batch_rows:
+        if len(self.pending) >= self.current_batch_rows:
             self._submit()
+            # Small first batches start the writer thread early; larger ones later cut the
+            # per-transaction cost of big files.
+            self.current_batch_rows = min(self.current_batch_rows * 2, self.batch_rows)
 
     def _submit(self) -> None:
         if self.failure is not None:
@@ -209,6 +213,8 @@ _ITEM_COLUMNS = (
 _CANDIDATE_COLUMNS = ("item_id", "text", "source", "label", "rank", "created_at")
 
 
+# Rows in the first batch of an import; each later batch doubles up to the configured size.
+FIRST_BATCH_ROWS = 1_000
 # Rows created by one import after which PostgreSQL statistics are refreshed (see _refresh_statistics).
 ANALYZE_AFTER_ROWS = (1_000, 20_000, 200_000)
 # Values per lookup query; SQLite allows 32,766 bound parameters per statement.
