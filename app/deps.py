@@ -11,7 +11,7 @@ from app.auth import service as auth_service
 from app.auth.models import User
 from app.auth.tokens import tokens_equal
 from app.config import Settings, get_settings
-from app.db import new_session
+from app.db import unit_of_work
 from app.errors import NotAuthenticated, PermissionDenied
 from app.i18n.locales import choose_locale
 
@@ -24,15 +24,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 def get_db(request: Request) -> Iterator[Session]:
     """Yield the request's session; commit when the route returns, roll back if it raises."""
-    session = new_session(write=request.method not in SAFE_METHODS)
-    try:
+    with unit_of_work(write=request.method not in SAFE_METHODS) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 DB = Annotated[Session, Depends(get_db, scope="function")]
