@@ -19,7 +19,7 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync",
 ]
-PASSWORD = "correct-horse-battery"
+from browser_helpers import PASSWORD, log_in  # noqa: F401  (fixtures use PASSWORD)
 USERS = {"admin": ("admin", None), "alice": ("annotator", None), "bob": ("annotator", None),
          "carol": ("reviewer", None), "lin": ("annotator", "zh-CN")}
 
@@ -161,9 +161,3 @@ def open_page(browser, server, console_errors):
         context.close()
 
 
-def log_in(page, username: str) -> None:
-    page.goto("/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.press("input[name=password]", "Enter")
-    page.wait_for_url(lambda url: "/login" not in url)

@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import log_in
+from browser_helpers import log_in
 
 pytestmark = pytest.mark.browser
 
