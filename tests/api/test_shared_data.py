@@ -6,52 +6,17 @@ when they are absent. Expected counts are records the importer yields per file, 
 
 import gzip
 import json
-import re
 from pathlib import Path
 
 import pytest
 
+from sample_counts import SAMPLE_COUNTS
 from support import SHARED_DATA
 
 pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"sample data not found at {SHARED_DATA}")
 
-# path relative to ../shared/data -> (records imported or found duplicate, rows rejected)
-EXPECTED = {
-    "en/llamafactory_alpaca_en_demo.json": (999, 0),
-    "en/llamafactory_identity.json": (91, 0),
-    "en/self_instruct_seed_tasks.jsonl": (175, 0),
-    "en/self_instruct_user_oriented/user_oriented_instructions.jsonl": (252, 0),
-    "en/self_instruct_user_oriented/text-davinci-003_predictions.jsonl": (252, 0),
-    "en/self_instruct_user_oriented/davinci-self-instruct_predictions.jsonl": (252, 0),
-    "zh/belle_eval_set.json": (1000, 0),
-    "zh/belle_zh_seed_tasks.json": (175, 0),
-    "zh/carbonz0_alpaca_zh_part-00.json": (10021, 0),
-    "zh/carbonz0_alpaca_zh_part-01.json": (10444, 0),
-    "zh/hikariming_alpaca_zh_reviewed/alpaca_data-0-3252.zh.json": (3247, 0),
-    "zh/hikariming_alpaca_zh_reviewed/alpaca_data-3252-6382.zh.json": (2982, 0),
-    "zh/hikariming_alpaca_zh_reviewed/alpaca_data-6382-9407.zh.json": (3022, 0),
-    "zh/hikariming_code_questions.json": (9057, 0),
-    "zh/llamafactory_alpaca_zh_demo.json": (1000, 0),
-    "chat/fastchat_dummy_conversation.json": (500, 0),
-    "chat/fastchat_mt_bench_question.jsonl": (0, 80),
-    "chat/fastchat_mt_bench_reference_answer_gpt-4.jsonl": (0, 30),
-    "chat/fastchat_vicuna_bench_question.jsonl": (80, 0),
-    "chat/firefly_dummy_data.jsonl": (33, 0),
-    "chat/llamafactory_glaive_toolcall_en_demo.json": (300, 0),
-    "chat/llamafactory_glaive_toolcall_zh_demo.json": (300, 0),
-    "chat/llamafactory_v1_sft_demo.jsonl": (500, 0),
-    "chat/llamafactory_reason_tool_use_demo_50.jsonl": (39, 11),
-    "chat/medicalgpt_sharegpt_zh_1K_format.jsonl": (1000, 0),
-    "chat/oasst_realistic_seed_data.json": (0, 444),
-    "preference/firefly_dummy_dpo.jsonl": (16, 0),
-    "preference/hh_rlhf_harmless-base_test.jsonl.gz": (2303, 9),
-    "preference/llamafactory_dpo_en_demo.json": (300, 0),
-    "preference/llamafactory_dpo_zh_demo.json": (300, 0),
-    "preference/llamafactory_kto_en_demo.json": (300, 0),
-    "preference/llamafactory_v1_dpo_demo.jsonl": (10, 0),
-    "preference/medicalgpt_dpo_zh_500.jsonl": (500, 0),
-    "preference/oasst_en_100_tree.jsonl": (100, 0),
-}
+# path relative to the data folder -> (records created or found duplicate, rows rejected)
+EXPECTED = SAMPLE_COUNTS
 MOSS_DIR = "chat/moss_003_sft_sample/helpful_brainstorming_conversations"
 # Files whose messages are rebuilt from parts (reasoning blocks, tool calls as JSON), so their
 # exported text is checked against the database only, not against the raw source strings.
@@ -65,10 +30,6 @@ def _expected_files(category):
     expected = {
         path: counts for path, counts in EXPECTED.items() if path.startswith(category + "/") and path not in REBUILT_TEXT
     }
-    if category == "en":
-        for path in sorted((SHARED_DATA / "en" / "alpaca_52k").glob("*.json")):
-            start, end = map(int, re.search(r"(\d+)-(\d+)\.json$", path.name).groups())
-            expected[str(path.relative_to(SHARED_DATA))] = (end - start, 0)
     if category == "chat":
         for path in sorted((SHARED_DATA / MOSS_DIR).glob("*.json")):
             expected[str(path.relative_to(SHARED_DATA))] = (1, 0)

@@ -18,64 +18,11 @@ import pytest
 
 from app.items.importing import ImportFormatError, ImportOptions, read_records
 from app.items.records import ImportRecord, RowError
+from sample_counts import SAMPLE_COUNTS as EXPECTED_COUNTS
 
 SHARED_DATA = Path(__file__).parents[2].parent / "shared" / "data"
 
 # Relative path: (records, row errors).
-EXPECTED_COUNTS = {
-    "en/alpaca_52k/alpaca_data-0-3252.json": (3252, 0),
-    "en/alpaca_52k/alpaca_data-12345-15323.json": (2978, 0),
-    "en/alpaca_52k/alpaca_data-15323-18280.json": (2957, 0),
-    "en/alpaca_52k/alpaca_data-18280-21320.json": (3040, 0),
-    "en/alpaca_52k/alpaca_data-21320-24319.json": (2999, 0),
-    "en/alpaca_52k/alpaca_data-24319-27270.json": (2951, 0),
-    "en/alpaca_52k/alpaca_data-27270-30186.json": (2916, 0),
-    "en/alpaca_52k/alpaca_data-30186-33190.json": (3004, 0),
-    "en/alpaca_52k/alpaca_data-3252-6382.json": (3130, 0),
-    "en/alpaca_52k/alpaca_data-33190-36122.json": (2932, 0),
-    "en/alpaca_52k/alpaca_data-36122-39162.json": (3040, 0),
-    "en/alpaca_52k/alpaca_data-39162-42148.json": (2986, 0),
-    "en/alpaca_52k/alpaca_data-42148-45095.json": (2947, 0),
-    "en/alpaca_52k/alpaca_data-45095-48066.json": (2971, 0),
-    "en/alpaca_52k/alpaca_data-48066-51009.json": (2943, 0),
-    "en/alpaca_52k/alpaca_data-51009-52002.json": (993, 0),
-    "en/alpaca_52k/alpaca_data-6382-9407.json": (3025, 0),
-    "en/alpaca_52k/alpaca_data-9407-12345.json": (2938, 0),
-    "en/llamafactory_alpaca_en_demo.json": (999, 0),
-    "en/llamafactory_identity.json": (91, 0),
-    "en/self_instruct_seed_tasks.jsonl": (175, 0),
-    "en/self_instruct_user_oriented/davinci-self-instruct_predictions.jsonl": (252, 0),
-    "en/self_instruct_user_oriented/text-davinci-003_predictions.jsonl": (252, 0),
-    "en/self_instruct_user_oriented/user_oriented_instructions.jsonl": (252, 0),
-    "zh/belle_eval_set.json": (1000, 0),
-    "zh/belle_zh_seed_tasks.json": (175, 0),
-    "zh/carbonz0_alpaca_zh_part-00.json": (10021, 0),
-    "zh/carbonz0_alpaca_zh_part-01.json": (10444, 0),
-    "zh/hikariming_alpaca_zh_reviewed/alpaca_data-0-3252.zh.json": (3247, 0),
-    "zh/hikariming_alpaca_zh_reviewed/alpaca_data-3252-6382.zh.json": (2982, 0),
-    "zh/hikariming_alpaca_zh_reviewed/alpaca_data-6382-9407.zh.json": (3022, 0),
-    "zh/hikariming_code_questions.json": (9057, 0),
-    "zh/llamafactory_alpaca_zh_demo.json": (1000, 0),
-    "chat/fastchat_dummy_conversation.json": (500, 0),
-    "chat/fastchat_mt_bench_question.jsonl": (0, 80),
-    "chat/fastchat_mt_bench_reference_answer_gpt-4.jsonl": (0, 30),
-    "chat/fastchat_vicuna_bench_question.jsonl": (80, 0),
-    "chat/firefly_dummy_data.jsonl": (33, 0),
-    "chat/llamafactory_glaive_toolcall_en_demo.json": (300, 0),
-    "chat/llamafactory_glaive_toolcall_zh_demo.json": (300, 0),
-    "chat/llamafactory_reason_tool_use_demo_50.jsonl": (39, 11),
-    "chat/llamafactory_v1_sft_demo.jsonl": (500, 0),
-    "chat/medicalgpt_sharegpt_zh_1K_format.jsonl": (1000, 0),
-    "chat/oasst_realistic_seed_data.json": (0, 444),
-    "preference/firefly_dummy_dpo.jsonl": (16, 0),
-    "preference/hh_rlhf_harmless-base_test.jsonl.gz": (2303, 9),
-    "preference/llamafactory_dpo_en_demo.json": (300, 0),
-    "preference/llamafactory_dpo_zh_demo.json": (300, 0),
-    "preference/llamafactory_kto_en_demo.json": (300, 0),
-    "preference/llamafactory_v1_dpo_demo.jsonl": (10, 0),
-    "preference/medicalgpt_dpo_zh_500.jsonl": (500, 0),
-    "preference/oasst_en_100_tree.jsonl": (100, 0),
-}
 
 
 def data_file(relative: str) -> Path:
