@@ -8,7 +8,7 @@ one thread per annotator. Two modes:
 - paced: every annotator pauses 1 s after each step, for --paced-seconds. The annotators start
   at seeded random moments within the first 2 s instead of all at once.
 
-Prints duplicates (an item leased to more people than it needs), lost submissions (answered 200
+Prints duplicates (an item leased to more people than it needs), lost submissions (acknowledged with 200
 but not stored), errors (any other status or a transport error), cycles per second, the p50/p95/p99
 latency of each step, and the transfer size of the annotate page (HTML, CSS and JS, uncompressed).
 

@@ -7,7 +7,8 @@ def preference_pair(ranking: dict[str, int] | None, choice: dict[str, Any] | Non
     """Return (chosen candidate id, rejected candidate id), or None when the annotation prefers nothing.
 
     A pairwise choice wins over a ranking. From a ranking the pair is a best-ranked candidate and a
-    worst-ranked one, the lowest id among equals; a ranking whose candidates all tie gives no pair.
+    worst-ranked one, taking the lowest id among equals. A ranking whose candidates all tie gives
+    no pair.
     """
     choice = choice or {}
     preferred, other = choice.get("preferred"), choice.get("other")

@@ -39,7 +39,7 @@ EMPTY_QUEUE_MESSAGES = {
 # Annotation statuses that count as "this person submitted the item".
 SUBMITTED_STATUSES = ("submitted", "accepted", "rejected")
 # Attempts to claim an item on PostgreSQL before giving up. An attempt fails only when another
-# transaction filled the item between our read and our lock, which is rare.
+# transaction filled the item between our read and our lock (rare in the 32-annotator tests).
 MAX_CLAIM_ATTEMPTS = 20
 
 

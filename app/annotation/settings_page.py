@@ -14,8 +14,6 @@ from app.annotation.questions import (
     load_settings,
     parse_settings,
 )
-from app.annotation.service import refresh_project_items
-from app.db import utcnow
 from app.deps import DB, PageUser
 from app.errors import InvalidInput
 from app.projects import service as projects
@@ -112,7 +110,6 @@ def save_settings(request: Request, form: PostedForm, project: str, db: DB, user
         parsed = parse_settings(settings_from_form(form))
         overlap = _int(form, "annotations_per_item", "annotations per item") or target.annotations_per_item
         review_required = form.get("review_required") == "on"
-        recount = overlap != target.annotations_per_item or review_required != target.review_required
         projects.update_project(
             db, target, guidelines=str(form.get("guidelines") or ""), annotations_per_item=overlap,
             review_required=review_required,
@@ -125,6 +122,4 @@ def save_settings(request: Request, form: PostedForm, project: str, db: DB, user
             "actions": SHORTCUT_ACTIONS, "shortcut_labels": translated(SHORTCUT_LABELS, request.state.locale),
             "error": error.message,
         }, status_code=422)
-    if recount:
-        refresh_project_items(db, target, utcnow())
     return RedirectResponse(f"/projects/{target.slug}/settings?saved=1", status_code=303)

@@ -1,4 +1,4 @@
-"""What one annotator is asked about one item: which candidates to rank, compare and edit."""
+"""The task one annotator gets for one item: the candidates to rank, compare and edit."""
 
 import hashlib
 import random
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from app.annotation.questions import AnnotationSettings
 from app.items.models import Candidate
 
-# Which candidate pre-fills the response editor, best first.
+# Order of preference for the candidate that pre-fills the response editor, best first.
 _PREFILL_ORDER = (("label", "reference"), ("source", "model"), ("label", "chosen"), ("source", "import"))
 
 

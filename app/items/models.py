@@ -54,7 +54,7 @@ class Item(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     # Normalized prompt only; train/validation splits group items by it.
     prompt_hash: Mapped[str] = mapped_column(String(64))
-    # [{"role": ..., "content": ...}, ...]: the conversation up to the turn to answer.
+    # [{"role": ..., "content": ...}, ...]: the conversation up to the turn that needs a response.
     messages: Mapped[list[dict[str, str]]] = mapped_column(JSON)
     # The first user turn, kept as a column for listing and text search.
     prompt_text: Mapped[str] = mapped_column(Text)

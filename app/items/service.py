@@ -155,7 +155,7 @@ class _BatchWriter:
     def _refresh_statistics(self, db: Session) -> None:
         """Run ANALYZE on PostgreSQL as an import grows the items table past a few sizes.
 
-        Without statistics on a freshly filled table the planner answers the duplicate lookup
+        Without statistics on a freshly filled table the planner serves the duplicate lookup
         with the (project_id, external_id) index and rechecks every row of the project against
         the whole IN list, so each batch gets slower than the last. Autovacuum analyzes too
         late for one large import.

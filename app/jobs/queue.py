@@ -41,7 +41,7 @@ FINISHED_STATUSES = ("succeeded", "failed", "cancelled")
 
 @dataclass(frozen=True)
 class Lease:
-    """Proof that one worker holds one attempt of a job."""
+    """Proof that one worker owns one attempt of a job."""
 
     job_id: int
     owner: str
@@ -50,7 +50,7 @@ class Lease:
 
 @dataclass(frozen=True)
 class ClaimedJob:
-    """A job as a worker sees it right after claiming it."""
+    """A claimed job, as returned to the worker that claimed it."""
 
     lease: Lease
     kind: str

@@ -6,10 +6,8 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from app.annotation.questions import merge_patch, parse_settings, settings_to_store
-from app.annotation.service import refresh_project_items
+from app.annotation.questions import merge_patch
 from app.auth.service import get_user_by_username
-from app.db import utcnow
 from app.deps import DB, ApiUser
 from app.pagination import Page, Pagination
 from app.projects import service
@@ -74,9 +72,7 @@ def list_projects(db: DB, user: ApiUser, page: Pagination) -> Page[ProjectOut]:
 
 @router.post("", status_code=201)
 def create_project(body: ProjectIn, db: DB, user: ApiUser) -> ProjectOut:
-    fields = body.model_dump()
-    fields["settings"] = settings_to_store(parse_settings(fields["settings"]))
-    project = service.create_project(db, user, **fields)
+    project = service.create_project(db, user, **body.model_dump())
     return _project_out(project, {"total": 0})
 
 
@@ -91,14 +87,9 @@ def update_project(project: str, body: ProjectPatch, db: DB, user: ApiUser) -> P
     target = service.get_project_for(db, user, project, need="manager")
     changes = body.model_dump(exclude_unset=True)
     if changes.get("settings") is not None:
-        # Settings merge into the stored ones (JSON merge patch), then the whole result is validated.
-        changes["settings"] = settings_to_store(parse_settings(merge_patch(target.settings or {}, changes["settings"])))
-    recount = any(
-        changes.get(field) not in (None, getattr(target, field)) for field in ("annotations_per_item", "review_required")
-    )
+        # Settings merge into the stored ones (JSON merge patch); the service validates the result.
+        changes["settings"] = merge_patch(target.settings or {}, changes["settings"])
     service.update_project(db, target, **changes)
-    if recount:
-        refresh_project_items(db, target, utcnow())
     return _project_out(target, service.status_counts(db, [target.id])[target.id])
 
 

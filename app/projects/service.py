@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
+from app.db import utcnow
 from app.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from app.logging import get_logger
 from app.pagination import PageRequest
@@ -41,12 +42,13 @@ def create_project(
             f"invalid slug {slug!r}: use 1 to 63 lowercase letters, digits and '-', starting with a letter or digit"
         )
     _validate_project_fields(name, annotations_per_item)
+    settings = _validated_settings(settings or {})
     if db.scalar(select(Project.id).where(Project.slug == slug)) is not None:
         raise Conflict(f"project slug {slug!r} is already taken: choose another")
 
     project = Project(
         slug=slug, name=name.strip(), guidelines=guidelines, annotations_per_item=annotations_per_item,
-        review_required=review_required, settings=settings or {}, created_by_id=creator.id,
+        review_required=review_required, settings=settings, created_by_id=creator.id,
     )
     db.add(project)
     db.flush()
@@ -63,6 +65,12 @@ def update_project(
     settings: dict[str, Any] | None = None,
 ) -> Project:
     _validate_project_fields(name, annotations_per_item)
+    if settings is not None:
+        settings = _validated_settings(settings)
+    # Items already annotated change status when the overlap or the review rule changes.
+    overlap_changed = annotations_per_item not in (None, project.annotations_per_item)
+    review_changed = review_required not in (None, project.review_required)
+    recount = overlap_changed or review_changed
     if name is not None:
         project.name = name.strip()
     if guidelines is not None:
@@ -74,9 +82,20 @@ def update_project(
     if settings is not None:
         project.settings = settings
     db.flush()
+    if recount:
+        from app.annotation.service import refresh_project_items
 
-    log.info("project updated", project_id=project.id)
+        refresh_project_items(db, project, utcnow())
+
+    log.info("project updated", project_id=project.id, recounted=recount)
     return project
+
+
+def _validated_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """Validate annotation settings and return the form to store; raise InvalidInput naming the field."""
+    from app.annotation.questions import parse_settings, settings_to_store
+
+    return settings_to_store(parse_settings(settings))
 
 
 def member_role(db: Session, user: User, project: Project) -> str | None:

@@ -323,8 +323,8 @@ def create_snapshot(project: Project, options: SnapshotOptions, *, user_id: int 
                 options.validation_fraction > 0 and stats.splits["validation"] == 0 and stats.several_groups
             ):
                 # A small snapshot can draw no validation prompt at all, which leaves nothing to
-                # evaluate on. Write it again with the prompt group nearest the cut in validation;
-                # the choice depends only on the seed and the prompts, so it stays deterministic.
+                # evaluate on. Write it again with the prompt group nearest the cut in validation.
+                # That choice depends only on the seed and the prompts, so it stays deterministic.
                 written, stats = _write_files(
                     read_session, project.id, options, staging, forced_validation=stats.lowest_prompt_hash,
                 )

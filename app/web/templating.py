@@ -56,7 +56,7 @@ templates = _build_environment()
 def render(
     request: Request, template: str, context: dict[str, Any] | None = None, *, status_code: int = 200,
 ) -> HTMLResponse:
-    """Render a page, or its fragment when htmx asks and the template has a `fragment` block."""
+    """Render a template with the request's locale, user and CSRF token; routes pick page or partial."""
     state = request.state
     values = {
         "request": request,

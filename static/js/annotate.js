@@ -144,7 +144,7 @@
   });
 
   // A submit waits for a draft save in flight, because that save changes the version the submit
-  // must carry; a second submit while the first is under way is dropped.
+  // must carry. A second submit while the first is under way is dropped.
   form.addEventListener("submit", function (event) {
     if (submitting) { event.preventDefault(); return; }
     if (draftsInFlight > 0) {
