@@ -1,5 +1,6 @@
 """Jinja2 environment for the pages: autoescape on, translations per request."""
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,11 @@ def _ngettext(context, singular: str, plural: str, count: int, **variables: Any)
     return translated % {"count": count, **variables}
 
 
+def _time_element(value: datetime, fmt: str = "%Y-%m-%d %H:%M UTC") -> Markup:
+    """Render a UTC timestamp as a <time> element with its ISO form in `datetime`."""
+    return Markup('<time datetime="{}">{}</time>').format(value.isoformat(), value.strftime(fmt))
+
+
 def _build_environment() -> Environment:
     environment = Environment(
         loader=FileSystemLoader(TEMPLATE_DIR),
@@ -47,6 +53,7 @@ def _build_environment() -> Environment:
         supported_locales=SUPPORTED_LOCALES, locale_names=LOCALE_NAMES,
     )
     environment.filters["markdown"] = render_markdown
+    environment.filters["time"] = _time_element
     return environment
 
 
