@@ -22,8 +22,8 @@ class Settings(BaseSettings):
     session_max_age_s: int = 14 * 24 * 3600
     secure_cookies: bool = False
 
-    max_text_chars: int = Field(100_000, ge=1, description="longest message text accepted on import")
-    max_upload_bytes: int = Field(2 * 1024**3, ge=1, description="largest import body")
+    max_text_chars: int = Field(100_000, ge=1, description="maximum characters of one message accepted on import")
+    max_upload_bytes: int = Field(2 * 1024**3, ge=1, description="maximum size of one import body, in bytes")
     # Larger batches import faster (about 16,500 rows/s at 2,000 and 21,300 at 10,000 on SQLite,
     # bench/import_export.py on 2 cores) but hold the SQLite write lock longer: an estimated 0.3 to
     # 0.5 s per batch, during which annotators wait.
