@@ -1,9 +1,13 @@
 """Database engine, sessions and the declarative base shared by every domain package."""
 
+import asyncio
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -61,35 +65,137 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime()}
 
 
+class _Waiter:
+    """One writer waiting for the gate: who will hold it, and how to wake them."""
+
+    __slots__ = ("gone", "owner", "wake")
+
+    def __init__(self, owner: object, wake: Callable[[], None]) -> None:
+        self.owner = owner
+        self.wake = wake
+        self.gone = False
+
+
+class WriterTurn:
+    """A request's place at the SQLite writer gate, taken on the event loop before any worker thread runs.
+
+    The request's first write transaction takes the gate over from the turn when it begins.
+    """
+
+    __slots__ = ("gate", "spent")
+
+    def __init__(self, gate: "_WriterGate") -> None:
+        self.gate = gate
+        self.spent = False
+
+
+# The writer turn of the request being handled; worker threads see it through the copied context.
+_REQUEST_TURN: ContextVar[WriterTurn | None] = ContextVar("sftdesk_writer_turn", default=None)
+
+
 class _WriterGate:
-    """Let one write transaction at a time into SQLite within this process, waiting in a queue.
+    """Let one write transaction at a time into SQLite within this process, first come first served.
 
     SQLite's busy handler makes a blocked writer sleep and retry, for up to 100 ms at a time, so
     with many concurrent writers the database often sits unlocked while every writer sleeps.
-    Waiting on a lock here instead hands the database to the next writer the moment the last
-    one is done. Other processes (a second server worker, the job worker) still wait in SQLite.
+    Waiting here instead hands the database to the next writer the moment the last one is done.
+    Other processes (a second server worker, the job worker) still wait in SQLite.
+
+    Threads wait in acquire(). Requests wait in acquire_turn(), on the event loop: a request that
+    waited in a worker thread would hold one of the threadpool's few threads, and once every
+    thread waited so, the writer holding the gate would get no thread to finish its request in.
     """
 
     def __init__(self, timeout_s: float) -> None:
-        self._lock = threading.Lock()
         self._timeout_s = timeout_s
-        self.holder = None
+        self._mutex = threading.Lock()
+        self._holder: object | None = None
+        self._queue: deque[_Waiter] = deque()
+
+    def _locked_error(self) -> sqlite3.OperationalError:
+        return sqlite3.OperationalError(
+            f"database is locked: no write transaction finished within {self._timeout_s:.0f} s"
+        )
+
+    def _take_or_wait(self, owner: object, wake: Callable[[], None]) -> _Waiter | None:
+        """Take the gate if it is free and return None; otherwise join the queue."""
+        with self._mutex:
+            if self._holder is None:
+                self._holder = owner
+                return None
+            waiter = _Waiter(owner, wake)
+            self._queue.append(waiter)
+            return waiter
+
+    def _leave_queue(self, waiter: _Waiter) -> bool:
+        """Give up waiting; return True if the gate was handed over meanwhile, so the caller holds it."""
+        with self._mutex:
+            waiter.gone = True
+            return self._holder is waiter.owner
 
     def acquire(self, dbapi_connection) -> None:
-        if not self._lock.acquire(timeout=self._timeout_s):
-            raise sqlite3.OperationalError(
-                f"database is locked: no write transaction finished within {self._timeout_s:.0f} s"
-            )
-        self.holder = dbapi_connection
+        turn = _REQUEST_TURN.get()
+        if turn is not None and turn.gate is self and not turn.spent and self.hand_over(turn, dbapi_connection):
+            return
+        granted = threading.Event()
+        waiter = self._take_or_wait(dbapi_connection, granted.set)
+        if waiter is None or granted.wait(self._timeout_s):
+            return
+        if not self._leave_queue(waiter):
+            raise self._locked_error()
 
-    def release(self, dbapi_connection) -> None:
-        if dbapi_connection is not None and dbapi_connection is self.holder:
-            self.holder = None
-            self._lock.release()
+    async def acquire_turn(self) -> WriterTurn:
+        turn = WriterTurn(self)
+        loop = asyncio.get_running_loop()
+        granted = loop.create_future()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(lambda: granted.done() or granted.set_result(None))
+
+        waiter = self._take_or_wait(turn, wake)
+        if waiter is None:
+            return turn
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await granted
+        except BaseException as error:
+            if self._leave_queue(waiter):
+                self.release(turn)
+            if isinstance(error, TimeoutError):
+                raise self._locked_error() from None
+            raise
+        return turn
+
+    def hand_over(self, turn: WriterTurn, dbapi_connection) -> bool:
+        """Pass the gate from a request's turn to the connection of its first write transaction."""
+        with self._mutex:
+            turn.spent = True
+            if self._holder is not turn:
+                return False
+            self._holder = dbapi_connection
+            return True
+
+    def release(self, owner: object) -> None:
+        """Hand the gate to the next writer in the queue; a no-op unless owner holds it."""
+        if isinstance(owner, WriterTurn):
+            owner.spent = True
+        with self._mutex:
+            if owner is None or self._holder is not owner:
+                return
+            self._holder = None
+            while self._queue:
+                waiter = self._queue.popleft()
+                if not waiter.gone:
+                    self._holder = waiter.owner
+                    waiter.wake()
+                    return
+
+
+_GATES: "weakref.WeakKeyDictionary[Engine, _WriterGate]" = weakref.WeakKeyDictionary()
 
 
 def _configure_sqlite(engine: Engine) -> None:
-    gate = _WriterGate(SQLITE_BUSY_TIMEOUT_MS / 1000)
+    gate = _GATES[engine] = _WriterGate(SQLITE_BUSY_TIMEOUT_MS / 1000)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:
@@ -171,6 +277,20 @@ def new_session(*, write: bool = True) -> Session:
     return (write_maker if write else read_maker)()
 
 
+def end_session(session: Session, *, commit: bool) -> None:
+    """Commit (or roll back) the session's transaction and close it; roll back if the commit fails."""
+    try:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
 @contextmanager
 def unit_of_work(*, write: bool = True) -> Iterator[Session]:
     """Open a session that commits when the block ends and rolls back if it raises.
@@ -180,12 +300,29 @@ def unit_of_work(*, write: bool = True) -> Iterator[Session]:
     session = new_session(write=write)
     try:
         yield session
-        session.commit()
     except BaseException:
-        session.rollback()
+        end_session(session, commit=False)
         raise
+    end_session(session, commit=True)
+
+
+@asynccontextmanager
+async def writer_turn(*, write: bool) -> AsyncIterator[None]:
+    """Wait on the event loop for the request's turn to write to SQLite; a no-op for reads and PostgreSQL.
+
+    The turn passes to the request's first write transaction when it begins, and from there to
+    the next writer when that transaction ends; a turn never used is given back when the block ends.
+    """
+    gate = _GATES.get(get_engine()) if write else None
+    if gate is None:
+        yield
+        return
+    turn = await gate.acquire_turn()
+    _REQUEST_TURN.set(turn)
+    try:
+        yield
     finally:
-        session.close()
+        gate.release(turn)
 
 
 def reset_engine_cache() -> None:

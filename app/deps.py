@@ -1,17 +1,18 @@
 """Request dependencies: the unit of work, the caller, and CSRF checks."""
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from app.auth import service as auth_service
 from app.auth.models import User
 from app.auth.tokens import tokens_equal
 from app.config import Settings, get_settings
-from app.db import unit_of_work
+from app.db import end_session, new_session, writer_turn
 from app.errors import NotAuthenticated, PermissionDenied
 from app.i18n.locales import choose_locale
 
@@ -22,16 +23,6 @@ CSRF_FORM_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_db(request: Request) -> Iterator[Session]:
-    """Yield the request's session; commit when the route returns, roll back if it raises."""
-    with unit_of_work(write=request.method not in SAFE_METHODS) as session:
-        yield session
-
-
-DB = Annotated[Session, Depends(get_db, scope="function")]
-AppSettings = Annotated[Settings, Depends(get_settings)]
-
-
 class LoginRequired(Exception):
     """Raised by page routes for an anonymous visitor; the handler redirects to the login page."""
 
@@ -39,9 +30,9 @@ class LoginRequired(Exception):
 async def submitted_csrf_token(request: Request) -> str | None:
     """Read the CSRF token of a browser's unsafe request, before any database work.
 
-    This is the only async step of authentication. The user lookup runs in the threadpool, so an
-    SQLite write lock is never held while the event loop waits for a request body, and no
-    blocking database call ever runs on the event loop itself.
+    get_db depends on this, so a request waits for its body before it takes its SQLite writer
+    turn. The user lookup itself runs in the threadpool: no blocking database call ever runs on
+    the event loop.
     """
     if request.method in SAFE_METHODS or _bearer_token(request) is not None:
         return None
@@ -65,6 +56,29 @@ def _bearer_token(request: Request) -> str | None:
 
 
 CsrfToken = Annotated[str | None, Depends(submitted_csrf_token)]
+
+
+async def get_db(request: Request, _csrf: CsrfToken) -> AsyncIterator[Session]:
+    """Yield the request's session; commit when the route returns, roll back if it raises.
+
+    A write request on SQLite first waits its turn at the writer gate, here on the event loop,
+    after any form body is read (through the CSRF dependency), so a slow upload holds no turn.
+    Opening the session does no I/O (the connection is taken at the first statement), so only
+    the commit or rollback at the end runs in a worker thread.
+    """
+    write = request.method not in SAFE_METHODS
+    async with writer_turn(write=write):
+        session = new_session(write=write)
+        try:
+            yield session
+        except BaseException:
+            await run_in_threadpool(end_session, session, commit=False)
+            raise
+        await run_in_threadpool(end_session, session, commit=True)
+
+
+DB = Annotated[Session, Depends(get_db, scope="function")]
+AppSettings = Annotated[Settings, Depends(get_settings)]
 
 
 def _resolve_user(request: Request, db: Session, submitted: str | None) -> User | None:

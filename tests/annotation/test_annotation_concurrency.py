@@ -6,9 +6,11 @@ import threading
 import time
 from collections import Counter, defaultdict
 
+import anyio
 import httpx
 import pytest
 import uvicorn
+from anyio._backends._asyncio import AsyncIOBackend
 from annotating import (
     COMPLETE_RATINGS,
     annotations_by_item,
@@ -70,10 +72,10 @@ def _annotate_until_done(base_url: str, project: str, token: str, log: dict) -> 
             log["submitted"].append(item_id)
 
 
-def test_many_annotators_at_once(admin_api, user_factory, project, live_server):
-    set_project(admin_api, project, annotations_per_item=OVERLAP)
-    ids = import_prompts(admin_api, project, ITEMS)
-    names = [f"annotator{i:02d}" for i in range(ANNOTATORS)]
+def _run_annotators(admin_api, user_factory, project, live_server, *, annotators: int, items: int, overlap: int):
+    set_project(admin_api, project, annotations_per_item=overlap)
+    ids = import_prompts(admin_api, project, items)
+    names = [f"annotator{i:02d}" for i in range(annotators)]
     apis = members(user_factory, admin_api, project, *names)
     logs = {api.username: defaultdict(list) for api in apis}
 
@@ -92,11 +94,34 @@ def test_many_annotators_at_once(admin_api, user_factory, project, live_server):
     for username, log in logs.items():
         assert len(log["offered"]) == len(set(log["offered"])), username
     offered_to = Counter(item_id for log in logs.values() for item_id in log["offered"])
-    assert max(offered_to.values()) <= OVERLAP
+    assert max(offered_to.values()) <= overlap
     stored = annotations_by_item(project)
     assert sorted(stored) == ids
     for item_id, rows in stored.items():
-        assert len(rows) == OVERLAP, item_id
-        assert len({user_id for user_id, _ in rows}) == OVERLAP, item_id
+        assert len(rows) == overlap, item_id
+        assert len({user_id for user_id, _ in rows}) == overlap, item_id
     submitted = sum(len(log["submitted"]) for log in logs.values())
-    assert submitted == ITEMS * OVERLAP
+    assert submitted == items * overlap
+
+
+def test_many_annotators_at_once(admin_api, user_factory, project, live_server):
+    _run_annotators(admin_api, user_factory, project, live_server, annotators=ANNOTATORS, items=ITEMS, overlap=OVERLAP)
+
+
+@pytest.fixture
+def small_threadpool(monkeypatch):
+    """Give the server 3 worker threads instead of anyio's 40, so a test can outnumber them."""
+    limiters = {}
+
+    def limiter(cls):
+        # Created on first use, inside the server's event loop.
+        if "pool" not in limiters:
+            limiters["pool"] = anyio.CapacityLimiter(3)
+        return limiters["pool"]
+
+    monkeypatch.setattr(AsyncIOBackend, "current_default_thread_limiter", classmethod(limiter))
+
+
+def test_more_writers_than_worker_threads(small_threadpool, admin_api, user_factory, project, live_server):
+    """Writers waiting for SQLite's writer turn must not hold the worker threads the current writer needs."""
+    _run_annotators(admin_api, user_factory, project, live_server, annotators=12, items=36, overlap=1)

@@ -1,0 +1,145 @@
+"""The SQLite writer gate: first come first served, for threads and for requests on the event loop."""
+
+import asyncio
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from app.db import _REQUEST_TURN, _WriterGate
+
+
+class Connection:
+    """Stands in for a DBAPI connection: the gate only compares identities."""
+
+
+def _acquire_in_thread(gate: _WriterGate, owner, order: list) -> threading.Thread:
+    def run() -> None:
+        gate.acquire(owner)
+        order.append(owner)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def _wait_for_queue(gate: _WriterGate, length: int) -> None:
+    deadline = time.monotonic() + 5
+    while len(gate._queue) < length:
+        assert time.monotonic() < deadline, "waiters did not queue"
+        time.sleep(0.005)
+
+
+def test_threads_get_the_gate_in_arrival_order():
+    gate = _WriterGate(timeout_s=5)
+    first, second, third = Connection(), Connection(), Connection()
+    gate.acquire(first)
+    order = []
+    waiting = _acquire_in_thread(gate, second, order)
+    _wait_for_queue(gate, 1)
+    last = _acquire_in_thread(gate, third, order)
+    _wait_for_queue(gate, 2)
+
+    gate.release(first)
+    waiting.join(timeout=5)
+    assert order == [second]
+    gate.release(second)
+    last.join(timeout=5)
+    assert order == [second, third]
+
+
+def test_release_by_a_non_holder_changes_nothing():
+    gate = _WriterGate(timeout_s=0.2)
+    holder, other = Connection(), Connection()
+    gate.acquire(holder)
+    gate.release(other)
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        gate.acquire(other)
+
+
+def test_a_thread_that_times_out_leaves_the_queue():
+    gate = _WriterGate(timeout_s=0.1)
+    holder, impatient, patient = Connection(), Connection(), Connection()
+    gate.acquire(holder)
+    with pytest.raises(sqlite3.OperationalError, match="no write transaction finished within"):
+        gate.acquire(impatient)
+
+    order = []
+    gate._timeout_s = 5
+    waiting = _acquire_in_thread(gate, patient, order)
+    _wait_for_queue(gate, 2)
+    gate.release(holder)
+    waiting.join(timeout=5)
+    assert order == [patient]
+
+
+def test_a_request_waits_on_the_event_loop_and_hands_its_turn_to_its_first_transaction():
+    gate = _WriterGate(timeout_s=5)
+    holder, request_connection = Connection(), Connection()
+    gate.acquire(holder)
+
+    async def request() -> None:
+        waiting = asyncio.ensure_future(gate.acquire_turn())
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        # The holder finishes in a worker thread while the request waits on the loop.
+        await asyncio.to_thread(gate.release, holder)
+        turn = await asyncio.wait_for(waiting, 5)
+        _REQUEST_TURN.set(turn)
+        # The request's first write transaction begins in a worker thread that sees the turn.
+        await asyncio.to_thread(gate.acquire, request_connection)
+        assert gate._holder is request_connection
+        assert turn.spent
+        gate.release(turn)
+        assert gate._holder is request_connection
+        gate.release(request_connection)
+        assert gate._holder is None
+
+    asyncio.run(request())
+
+
+def test_a_cancelled_request_does_not_keep_the_gate():
+    gate = _WriterGate(timeout_s=5)
+    holder, next_writer = Connection(), Connection()
+    gate.acquire(holder)
+
+    async def scenario() -> None:
+        waiting = asyncio.ensure_future(gate.acquire_turn())
+        await asyncio.sleep(0.05)
+        order = []
+        thread = _acquire_in_thread(gate, next_writer, order)
+        await asyncio.to_thread(_wait_for_queue, gate, 2)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        gate.release(holder)
+        await asyncio.to_thread(thread.join, 5)
+        assert order == [next_writer]
+
+    asyncio.run(scenario())
+
+
+def test_an_unused_turn_is_given_back():
+    gate = _WriterGate(timeout_s=0.5)
+
+    async def scenario() -> None:
+        turn = await gate.acquire_turn()
+        gate.release(turn)
+        second = await gate.acquire_turn()
+        gate.release(second)
+
+    asyncio.run(scenario())
+    gate.acquire(Connection())
+
+
+def test_a_request_that_waits_too_long_gets_database_is_locked():
+    gate = _WriterGate(timeout_s=0.1)
+    gate.acquire(Connection())
+
+    async def scenario() -> None:
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            await gate.acquire_turn()
+
+    asyncio.run(scenario())
+    assert len(gate._queue) == 1 and gate._queue[0].gone
