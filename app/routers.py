@@ -22,10 +22,12 @@ def all_routers() -> list[APIRouter]:
     from app.snapshots import api as snapshots_api
     from app.snapshots import pages as snapshots_pages
 
+    # Routes are tried in order, so the annotation queue and review, which annotators call
+    # several times a minute each, come first.
     return [
+        annotation_api.router, annotation_pages.router, review_api.router, review_pages.router,
         auth_api.router, projects_api.router, items_api.router, snapshots_api.router,
         auth_pages.router, projects_pages.router, items_pages.router, snapshots_pages.router,
         jobs_api.router, runs_api.router, jobs_pages.router, runs_pages.router,
-        annotation_api.router, review_api.router, annotation_pages.router, review_pages.router,
         annotation_settings_page.router,
     ]

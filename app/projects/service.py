@@ -3,7 +3,7 @@
 import re
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
@@ -108,13 +108,26 @@ def member_role(db: Session, user: User, project: Project) -> str | None:
     )
 
 
+# The project with the caller's membership role, in one statement: every request into a project runs it.
+_PROJECT_AND_ROLE = (
+    select(Project, ProjectMember.role)
+    .outerjoin(
+        ProjectMember,
+        and_(ProjectMember.project_id == Project.id, ProjectMember.user_id == bindparam("user_id")),
+    )
+    .where(Project.slug == bindparam("slug"))
+)
+
+
 def get_project_for(db: Session, user: User, slug: str, *, need: str = "member") -> Project:
     """Load a project the user may see; need is "member", "reviewer" or "manager".
 
     A project the user is not a member of raises NotFound, so its existence does not leak.
     """
-    project = db.scalar(select(Project).where(Project.slug == slug))
-    role = member_role(db, user, project) if project is not None else None
+    row = db.execute(_PROJECT_AND_ROLE, {"user_id": user.id, "slug": slug}).first()
+    project, role = row if row is not None else (None, None)
+    if project is not None and user.is_admin:
+        role = "manager"
     if project is None or role is None:
         raise NotFound(f"project {slug!r} not found")
     if need == "reviewer" and role not in REVIEW_ROLES:
