@@ -1,11 +1,14 @@
 """Request dependencies: the unit of work, the caller, and CSRF checks."""
 
-from collections.abc import AsyncIterator
+import functools
+import inspect
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
 from app.auth import service as auth_service
@@ -21,6 +24,8 @@ LOGIN_CSRF_COOKIE = "sftdesk_login_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FORM_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Set in a session's info once its route has committed and closed it.
+SESSION_ENDED = "sftdesk_ended"
 
 
 class LoginRequired(Exception):
@@ -63,8 +68,9 @@ async def get_db(request: Request, _csrf: CsrfToken) -> AsyncIterator[Session]:
 
     A write request on SQLite first waits its turn at the writer gate, here on the event loop,
     after any form body is read (through the CSRF dependency), so a slow upload holds no turn.
-    Opening the session does no I/O (the connection is taken at the first statement), so only
-    the commit or rollback at the end runs in a worker thread.
+    Opening the session does no I/O (the connection is taken at the first statement). A sync
+    route of a TransactionRoute commits in its own worker thread; any other route's commit, and
+    every rollback, runs in a worker thread here.
     """
     write = request.method not in SAFE_METHODS
     async with writer_turn(write=write):
@@ -74,7 +80,34 @@ async def get_db(request: Request, _csrf: CsrfToken) -> AsyncIterator[Session]:
         except BaseException:
             await run_in_threadpool(end_session, session, commit=False)
             raise
-        await run_in_threadpool(end_session, session, commit=True)
+        if not session.info.get(SESSION_ENDED):
+            await run_in_threadpool(end_session, session, commit=True)
+
+
+def _commit_on_return(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(endpoint)
+    def run(**values: Any) -> Any:
+        result = endpoint(**values)
+        session = values["db"]
+        end_session(session, commit=True)
+        session.info[SESSION_ENDED] = True
+        return result
+
+    return run
+
+
+class TransactionRoute(APIRoute):
+    """A route whose sync endpoint commits the request session before its worker thread returns.
+
+    Without this the commit needs one more trip through the event loop and the threadpool, and
+    on SQLite that trip lies inside the single writer's turn, which every other writer waits for.
+    The endpoint takes the request session as its `db` parameter; other endpoints are unchanged.
+    """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        if not inspect.iscoroutinefunction(endpoint) and "db" in inspect.signature(endpoint).parameters:
+            endpoint = _commit_on_return(endpoint)
+        super().__init__(path, endpoint, **kwargs)
 
 
 DB = Annotated[Session, Depends(get_db, scope="function")]

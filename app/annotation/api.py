@@ -13,14 +13,14 @@ from app.annotation.schemas import (
     annotation_out,
 )
 from app.db import utcnow
-from app.deps import DB, ApiUser
+from app.deps import DB, ApiUser, TransactionRoute
 from app.i18n.catalog import translate
 from app.i18n.locales import choose_locale
 from app.items.schemas import ItemDetailOut, item_out
 from app.items.service import get_item
 from app.projects.service import get_project_for
 
-router = APIRouter(prefix="/api/v1/projects/{project}", tags=["annotation"])
+router = APIRouter(prefix="/api/v1/projects/{project}", tags=["annotation"], route_class=TransactionRoute)
 
 
 @router.post("/queue/next")

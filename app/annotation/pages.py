@@ -9,7 +9,7 @@ from app.annotation.labels import annotation_label_context
 from app.annotation.questions import load_settings
 from app.annotation.workspace import diff_context, progress_context, workspace_context
 from app.db import utcnow
-from app.deps import DB, PageUser
+from app.deps import DB, PageUser, TransactionRoute
 from app.errors import Conflict, InvalidInput
 from app.items.service import get_item
 from app.pagination import Page, Pagination
@@ -17,7 +17,7 @@ from app.projects.service import get_project_for, member_role
 from app.web.labels import label_context
 from app.web.templating import render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=TransactionRoute)
 
 
 def _item_url(slug: str, item_id: int) -> str:

@@ -14,14 +14,14 @@ from app.annotation.questions import (
     load_settings,
     parse_settings,
 )
-from app.deps import DB, PageUser
+from app.deps import DB, PageUser, TransactionRoute
 from app.errors import InvalidInput
 from app.projects import service as projects
 from app.projects.models import Project
 from app.web.labels import translated
 from app.web.templating import render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=TransactionRoute)
 
 TOGGLES = (
     ("response", "enabled"), ("response", "required"), ("response", "prefill"),

@@ -6,10 +6,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from app.auth import service
-from app.deps import DB, ApiUser, require_admin
+from app.deps import DB, ApiUser, TransactionRoute, require_admin
 from app.pagination import Page, Pagination
 
-router = APIRouter(prefix="/api/v1", tags=["auth"])
+router = APIRouter(prefix="/api/v1", tags=["auth"], route_class=TransactionRoute)
 
 
 class UserOut(BaseModel):

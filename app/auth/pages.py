@@ -8,13 +8,13 @@ from fastapi.responses import RedirectResponse, Response
 
 from app.auth import service
 from app.auth.tokens import new_csrf_token, tokens_equal
-from app.deps import DB, LOGIN_CSRF_COOKIE, SESSION_COOKIE, AppSettings, PageUser
+from app.deps import DB, LOGIN_CSRF_COOKIE, SESSION_COOKIE, AppSettings, PageUser, TransactionRoute
 from app.errors import NotAuthenticated, PermissionDenied
 from app.i18n.catalog import translate
 from app.i18n.locales import choose_locale
 from app.web.templating import render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=TransactionRoute)
 
 
 def _safe_next(next_url: str | None) -> str:

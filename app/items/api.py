@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from app.deps import DB, ApiUser, AppSettings
+from app.deps import DB, ApiUser, AppSettings, TransactionRoute
 from app.errors import InvalidInput
 from app.items import service
 from app.items.importing import ImportOptions
@@ -13,7 +13,7 @@ from app.items.schemas import ImportOut, ImportRowErrorOut, ItemDetailOut, ItemO
 from app.pagination import Page, Pagination
 from app.projects.service import get_project_for
 
-router = APIRouter(prefix="/api/v1/projects/{project}", tags=["items"])
+router = APIRouter(prefix="/api/v1/projects/{project}", tags=["items"], route_class=TransactionRoute)
 
 CONTENT_TYPE_FORMATS = {
     "application/json": "json",

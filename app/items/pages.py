@@ -7,7 +7,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from app.deps import DB, AppSettings, PageUser
+from app.deps import DB, AppSettings, PageUser, TransactionRoute
 from app.items import service
 from app.items.importing import ImportOptions
 from app.pagination import Page, Pagination
@@ -15,7 +15,7 @@ from app.projects.service import get_project_for
 from app.web.labels import label_context
 from app.web.templating import render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=TransactionRoute)
 
 
 @router.get("/projects/{project}/items")

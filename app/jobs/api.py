@@ -6,13 +6,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from app.deps import DB, ApiUser, AppSettings
+from app.deps import DB, ApiUser, AppSettings, TransactionRoute
 from app.jobs import service
 from app.jobs.models import Job
 from app.pagination import Page, Pagination
 from app.projects.service import get_project_for
 
-router = APIRouter(prefix="/api/v1/projects/{project}/jobs", tags=["jobs"])
+router = APIRouter(prefix="/api/v1/projects/{project}/jobs", tags=["jobs"], route_class=TransactionRoute)
 
 
 class JobIn(BaseModel):

@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from app.deps import DB, AppSettings, PageUser
+from app.deps import DB, AppSettings, PageUser, TransactionRoute
 from app.errors import InvalidInput
 from app.jobs import service
 from app.jobs.display import ACTIVE_STATUSES, job_label_context
@@ -13,7 +13,7 @@ from app.pagination import Page, Pagination
 from app.projects.service import get_project_for, member_role
 from app.web.templating import render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=TransactionRoute)
 
 # Form fields that become job parameters, per kind. Blank fields keep the config defaults.
 FORM_FIELDS = {

@@ -8,11 +8,11 @@ from pydantic import BaseModel, Field
 
 from app.annotation.questions import merge_patch
 from app.auth.service import get_user_by_username
-from app.deps import DB, ApiUser
+from app.deps import DB, ApiUser, TransactionRoute
 from app.pagination import Page, Pagination
 from app.projects import service
 
-router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
+router = APIRouter(prefix="/api/v1/projects", tags=["projects"], route_class=TransactionRoute)
 
 
 class ProjectIn(BaseModel):

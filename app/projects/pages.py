@@ -5,12 +5,12 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from app.deps import DB, PageUser
+from app.deps import DB, PageUser, TransactionRoute
 from app.pagination import Page, Pagination
 from app.projects import service
 from app.web.templating import render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=TransactionRoute)
 
 
 @router.get("/")

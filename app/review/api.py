@@ -7,13 +7,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.annotation.schemas import AnnotationOut, annotation_out
 from app.db import utcnow
-from app.deps import DB, ApiUser
+from app.deps import DB, ApiUser, TransactionRoute
 from app.items.models import Item
 from app.pagination import Page, Pagination
 from app.projects.service import get_project_for
 from app.review import service
 
-router = APIRouter(prefix="/api/v1/projects/{project}", tags=["review"])
+router = APIRouter(prefix="/api/v1/projects/{project}", tags=["review"], route_class=TransactionRoute)
 
 
 class PendingOut(BaseModel):

@@ -10,14 +10,14 @@ from app.annotation.labels import annotation_label_context
 from app.annotation.questions import load_settings
 from app.annotation.workspace import question_labels
 from app.db import utcnow
-from app.deps import DB, PageUser
+from app.deps import DB, PageUser, TransactionRoute
 from app.pagination import Page, Pagination
 from app.projects.service import get_project_for, member_role
 from app.review import service
 from app.web.labels import label_context
 from app.web.templating import render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=TransactionRoute)
 
 
 def _card(row: service.PendingRow, candidates: list) -> dict[str, Any]:

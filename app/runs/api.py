@@ -6,14 +6,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from app.deps import DB, ApiUser
+from app.deps import DB, ApiUser, TransactionRoute
 from app.jobs.service import snapshot_numbers
 from app.pagination import Page, Pagination
 from app.projects.service import get_project_for
 from app.runs import service
 from app.runs.models import Run
 
-router = APIRouter(prefix="/api/v1/projects/{project}/runs", tags=["runs"])
+router = APIRouter(prefix="/api/v1/projects/{project}/runs", tags=["runs"], route_class=TransactionRoute)
 
 
 class RunOut(BaseModel):

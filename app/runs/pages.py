@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
-from app.deps import DB, AppSettings, PageUser
+from app.deps import DB, AppSettings, PageUser, TransactionRoute
 from app.jobs.display import job_label_context
 from app.jobs.service import snapshot_numbers
 from app.pagination import Page, Pagination
@@ -15,7 +15,7 @@ from app.snapshots.models import Snapshot
 from app.training.metrics import COMPARED_METRICS
 from app.web.templating import render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=TransactionRoute)
 
 # Fine-tune runs offered in the evaluate and suggest forms, newest first.
 FORM_RUN_CHOICES = 100

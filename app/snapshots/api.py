@@ -8,12 +8,12 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from app.deps import DB, ApiUser, AppSettings
+from app.deps import DB, ApiUser, AppSettings, TransactionRoute
 from app.pagination import Page, Pagination
 from app.projects.service import get_project_for
 from app.snapshots import service
 
-router = APIRouter(prefix="/api/v1/projects/{project}/snapshots", tags=["snapshots"])
+router = APIRouter(prefix="/api/v1/projects/{project}/snapshots", tags=["snapshots"], route_class=TransactionRoute)
 
 MEDIA_TYPES = {".jsonl": "application/jsonl; charset=utf-8", ".json": "application/json; charset=utf-8",
                ".md": "text/markdown; charset=utf-8"}

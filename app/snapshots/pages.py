@@ -6,13 +6,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from app.deps import DB, AppSettings, PageUser
+from app.deps import DB, AppSettings, PageUser, TransactionRoute
 from app.pagination import Page, Pagination
 from app.projects.service import get_project_for, member_role
 from app.snapshots import service
 from app.web.templating import render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=TransactionRoute)
 
 
 @router.get("/projects/{project}/snapshots")

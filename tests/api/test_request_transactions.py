@@ -1,0 +1,77 @@
+"""The request session: committed by the route's own worker thread, rolled back when the route fails."""
+
+from fastapi import APIRouter, FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from app.auth.models import User
+from app.deps import DB, SESSION_ENDED, TransactionRoute
+from app.errors import Conflict
+from app.main import _domain_error
+
+
+def _app_with_routes(seen: dict) -> FastAPI:
+    router = APIRouter(route_class=TransactionRoute)
+
+    def add_user(db: DB, name: str) -> User:
+        user = User(username=name, display_name=name, password_hash="x", role="annotator")
+        db.add(user)
+        db.flush()
+        return user
+
+    @router.post("/users/{name}")
+    def create(name: str, db: DB) -> dict:
+        add_user(db, name)
+        seen["session"] = db
+        return {"created": name}
+
+    @router.post("/users/{name}/then-fail")
+    def create_then_fail(name: str, db: DB) -> dict:
+        add_user(db, name)
+        raise Conflict(f"refusing {name} after writing it")
+
+    @router.post("/users/{name}/async")
+    async def create_async(name: str, db: DB) -> dict:
+        await run_in_threadpool(add_user, db, name)
+        seen["async_session"] = db
+        return {"created": name}
+
+    app = FastAPI()
+    app.add_exception_handler(Conflict, _domain_error)
+    app.include_router(router)
+    return app
+
+
+def _usernames() -> list[str]:
+    from app.db import unit_of_work
+
+    with unit_of_work(write=False) as db:
+        return list(db.scalars(select(User.username).order_by(User.username)))
+
+
+def test_a_sync_route_commits_in_its_own_thread(db_ready):
+    seen = {}
+    with TestClient(_app_with_routes(seen)) as client:
+        response = client.post("/users/ada")
+    assert response.status_code == 200, response.text
+    assert _usernames() == ["ada"]
+    assert seen["session"].info[SESSION_ENDED] is True
+    assert not seen["session"].in_transaction()
+
+
+def test_a_failing_route_leaves_nothing_behind(db_ready):
+    with TestClient(_app_with_routes({})) as client:
+        response = client.post("/users/bob/then-fail")
+        assert response.status_code == 409
+        assert client.post("/users/carol").status_code == 200
+    assert _usernames() == ["carol"]
+
+
+def test_an_async_route_is_committed_by_the_dependency(db_ready):
+    seen = {}
+    with TestClient(_app_with_routes(seen)) as client:
+        assert client.post("/users/dan/async").status_code == 200
+    assert _usernames() == ["dan"]
+    assert SESSION_ENDED not in seen["async_session"].info
+    assert not seen["async_session"].in_transaction()
