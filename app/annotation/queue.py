@@ -78,14 +78,15 @@ def _submitted_by(user_id):
     )
 
 
-def _build_open_item_query(*, skipped: bool):
+def _build_open_item_query(*, skipped: bool, top_level: bool):
     """Build the query for the first item, by id, of one priority level that has room for one
     more annotator and that the user may take.
 
-    Parameters: project_id, user_id, now, needed (the project's annotations_per_item) and
-    priority. Walking one level at a time keeps to the (project_id, status, priority, id) index:
-    ordering by priority descending and id ascending at once would sort every open item.
-    Built once at import, because building a statement this size costs more than running it.
+    Parameters: project_id, user_id, now, needed (the project's annotations_per_item) and, unless
+    top_level, priority. With top_level the query finds the highest level itself, which saves a
+    statement on the usual path. Walking one level at a time keeps to the (project_id, status,
+    priority, id) index: ordering by priority descending and id ascending at once would sort every
+    open item. Built once at import, because building a statement this size costs more than running it.
     """
     user_id = bindparam("user_id")
     mine = aliased(Assignment)
@@ -95,11 +96,11 @@ def _build_open_item_query(*, skipped: bool):
         own_assignment = ~exists().where(
             mine.item_id == Item.id, mine.user_id == user_id, mine.status.in_(("submitted", "skipped"))
         )
+    level = _TOP_LEVEL.scalar_subquery() if top_level else bindparam("priority")
     return (
         select(Item)
         .where(
-            Item.project_id == bindparam("project_id"), Item.status == "new",
-            Item.priority == bindparam("priority"),
+            Item.project_id == bindparam("project_id"), Item.status == "new", Item.priority == level,
             Item.annotation_count + _active_lease_count(bindparam("now")) < bindparam("needed"),
             own_assignment, ~_submitted_by(user_id),
         )
@@ -108,8 +109,6 @@ def _build_open_item_query(*, skipped: bool):
     )
 
 
-_OPEN_ITEM = {skipped: _build_open_item_query(skipped=skipped) for skipped in (False, True)}
-_CLAIM_ITEM = {skipped: query.with_for_update(skip_locked=True, of=Item) for skipped, query in _OPEN_ITEM.items()}
 # The highest priority among new items, and the next one below a given level.
 _TOP_LEVEL = (
     select(Item.priority).where(Item.project_id == bindparam("project_id"), Item.status == "new")
@@ -120,6 +119,12 @@ _LEVEL_BELOW = (
         Item.project_id == bindparam("project_id"), Item.status == "new", Item.priority < bindparam("below"),
     ).order_by(Item.priority.desc()).limit(1)
 )
+# Keyed by (skipped, top_level).
+_OPEN_ITEM = {
+    (skipped, top): _build_open_item_query(skipped=skipped, top_level=top) for skipped in (False, True)
+    for top in (False, True)
+}
+_CLAIM_ITEM = {key: query.with_for_update(skip_locked=True, of=Item) for key, query in _OPEN_ITEM.items()}
 _CURRENT_LEASE = (
     select(Assignment).where(
         Assignment.project_id == bindparam("project_id"), Assignment.user_id == bindparam("user_id"),
@@ -155,11 +160,13 @@ def _find_open_item(db: Session, params: dict, *, skipped: bool, claim: bool) ->
     counted again under the lock, so an item that filled up meanwhile is passed over.
     """
     lock = claim and _is_postgres(db)
-    query = (_CLAIM_ITEM if lock else _OPEN_ITEM)[skipped]
-    level = db.scalar(_TOP_LEVEL, params)
-    while level is not None:
+    queries = _CLAIM_ITEM if lock else _OPEN_ITEM
+    level = None  # None: the top level, which the first query finds itself
+    while True:
+        query = queries[skipped, level is None]
+        level_params = params if level is None else {**params, "priority": level}
         for _ in range(MAX_CLAIM_ATTEMPTS):
-            item = db.scalar(query, {**params, "priority": level})
+            item = db.scalar(query, level_params)
             if item is None:
                 break
             if not lock or _has_room(db, item.id, params["needed"], params["now"]):
@@ -167,8 +174,13 @@ def _find_open_item(db: Session, params: dict, *, skipped: bool, claim: bool) ->
         else:
             log.warning("queue claim gave up", project_id=params["project_id"], user_id=params["user_id"])
             return None
+        if level is None:
+            level = db.scalar(_TOP_LEVEL, params)
+            if level is None:
+                return None
         level = db.scalar(_LEVEL_BELOW, {**params, "below": level})
-    return None
+        if level is None:
+            return None
 
 
 def _claim_one(db: Session, project: Project, user_id: int, now: datetime, *, skipped: bool) -> Item | None:

@@ -172,6 +172,18 @@ def test_priority_orders_queue(admin_api, user_factory, project):
     assert order == [ids[2], ids[1], ids[0]]
 
 
+def test_lower_priority_when_the_top_level_is_taken(admin_api, user_factory, project):
+    ids = import_prompts(admin_api, project, 4)
+    set_priority(ids[3], 10)
+    set_priority(ids[1], 5)
+    set_priority(ids[2], 5)
+    alice, bob, carol = members(user_factory, admin_api, project, "alice", "bob", "carol")
+
+    assert take_next(bob, project)["item"]["id"] == ids[3]
+    assert take_next(alice, project)["item"]["id"] == ids[1]
+    assert take_next(carol, project)["item"]["id"] == ids[2]
+
+
 def test_waiting_review_then_all_done(admin_api, user_factory, project):
     ids = import_prompts(admin_api, project, 1)
     alice, bob = members(user_factory, admin_api, project, "alice", "bob")
