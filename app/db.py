@@ -1,8 +1,10 @@
 """Database engine, sessions and the declarative base shared by every domain package."""
 
 import asyncio
+import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -19,6 +21,11 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from app.config import get_settings
+
+try:
+    import fcntl
+except ImportError:  # Windows: processes fall back to SQLite's busy handler.
+    fcntl = None
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -93,21 +100,65 @@ class WriterTurn:
 _REQUEST_TURN: ContextVar[WriterTurn | None] = ContextVar("sftdesk_writer_turn", default=None)
 
 
+class _FileLock:
+    """An exclusive lock on a file beside the database, which every process that writes to it takes.
+
+    The writer gate lets one thread of a process at a time into SQLite; this lets one process at a
+    time, so a second server worker or the job worker gets the database as soon as it is free
+    instead of after a busy-handler sleep of up to 100 ms. Waiting polls every millisecond at
+    most, so it can give up after a time-out like SQLite's own busy handler.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._fd: int | None = None
+        self._pid = 0
+
+    def _descriptor(self) -> int:
+        # A forked child shares its parent's open file, and with it the lock: open a file of its own.
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+            self._pid = os.getpid()
+        return self._fd
+
+    def acquire(self, timeout_s: float) -> bool:
+        """Take the lock; return False if it stayed taken for timeout_s."""
+        descriptor = self._descriptor()
+        deadline = time.monotonic() + timeout_s
+        pause = 0.00005
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(pause)
+                pause = min(pause * 2, 0.001)
+
+    def release(self) -> None:
+        fcntl.flock(self._descriptor(), fcntl.LOCK_UN)
+
+
 class _WriterGate:
     """Let one write transaction at a time into SQLite within this process, first come first served.
 
     SQLite's busy handler makes a blocked writer sleep and retry, for up to 100 ms at a time, so
     with many concurrent writers the database often sits unlocked while every writer sleeps.
     Waiting here instead hands the database to the next writer the moment the last one is done.
-    Other processes (a second server worker, the job worker) still wait in SQLite.
+    With a file lock (any SQLite database on disk) the holder also takes it, so other processes
+    (a second server worker, the job worker) take turns with this one.
 
     Threads wait in acquire(). Requests wait in acquire_turn(), on the event loop: a request that
     waited in a worker thread would hold one of the threadpool's few threads, and once every
     thread waited so, the writer holding the gate would get no thread to finish its request in.
     """
 
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(self, timeout_s: float, file_lock: _FileLock | None = None) -> None:
         self._timeout_s = timeout_s
+        self._file_lock = file_lock
+        # Whether the current holder took the file lock; only connections take it, never turns.
+        self._file_held = False
         self._mutex = threading.Lock()
         self._holder: object | None = None
         self._queue: deque[_Waiter] = deque()
@@ -134,6 +185,15 @@ class _WriterGate:
             return self._holder is waiter.owner
 
     def acquire(self, dbapi_connection) -> None:
+        """Make the connection the holder, after its request's turn or after the writers queued before it."""
+        self._enter(dbapi_connection)
+        if self._file_lock is not None:
+            if not self._file_lock.acquire(self._timeout_s):
+                self.release(dbapi_connection)
+                raise self._locked_error()
+            self._file_held = True
+
+    def _enter(self, dbapi_connection) -> None:
         turn = _REQUEST_TURN.get()
         if turn is not None and turn.gate is self and not turn.spent and self.hand_over(turn, dbapi_connection):
             return
@@ -182,6 +242,9 @@ class _WriterGate:
         with self._mutex:
             if owner is None or self._holder is not owner:
                 return
+            if self._file_held:
+                self._file_lock.release()
+                self._file_held = False
             self._holder = None
             while self._queue:
                 waiter = self._queue.popleft()
@@ -195,7 +258,10 @@ _GATES: "weakref.WeakKeyDictionary[Engine, _WriterGate]" = weakref.WeakKeyDictio
 
 
 def _configure_sqlite(engine: Engine) -> None:
-    gate = _GATES[engine] = _WriterGate(SQLITE_BUSY_TIMEOUT_MS / 1000)
+    database = engine.url.database
+    on_disk = database and database != ":memory:" and not database.startswith("file:")
+    file_lock = _FileLock(Path(f"{database}.writer-lock")) if on_disk and fcntl is not None else None
+    gate = _GATES[engine] = _WriterGate(SQLITE_BUSY_TIMEOUT_MS / 1000, file_lock)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:

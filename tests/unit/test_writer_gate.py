@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from app.db import _REQUEST_TURN, _WriterGate
+from app.db import _REQUEST_TURN, _FileLock, _WriterGate
 
 
 class Connection:
@@ -143,3 +143,38 @@ def test_a_request_that_waits_too_long_gets_database_is_locked():
 
     asyncio.run(scenario())
     assert len(gate._queue) == 1 and gate._queue[0].gone
+
+
+def test_the_file_lock_lets_one_holder_in_at_a_time(tmp_path):
+    path = tmp_path / "db.sqlite3.writer-lock"
+    first, second = _FileLock(path), _FileLock(path)
+    assert first.acquire(timeout_s=1)
+    assert not second.acquire(timeout_s=0.05)
+
+    released = threading.Timer(0.1, first.release)
+    released.start()
+    assert second.acquire(timeout_s=5)
+    released.join()
+    second.release()
+
+
+def test_a_gate_with_a_file_lock_gives_it_up_with_the_gate(tmp_path):
+    path = tmp_path / "db.sqlite3.writer-lock"
+    gate = _WriterGate(timeout_s=1, file_lock=_FileLock(path))
+    other_process = _FileLock(path)
+    holder = Connection()
+    gate.acquire(holder)
+    assert not other_process.acquire(timeout_s=0.05)
+    gate.release(holder)
+    assert other_process.acquire(timeout_s=0.05)
+
+
+def test_a_writer_that_cannot_get_the_file_lock_gives_the_gate_back(tmp_path):
+    path = tmp_path / "db.sqlite3.writer-lock"
+    gate = _WriterGate(timeout_s=0.1, file_lock=_FileLock(path))
+    other_process = _FileLock(path)
+    assert other_process.acquire(timeout_s=1)
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        gate.acquire(Connection())
+    other_process.release()
+    gate.acquire(Connection())
