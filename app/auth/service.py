@@ -4,7 +4,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -116,8 +116,13 @@ def revoke_api_token(db: Session, user: User, token_id: int) -> ApiToken:
     return token
 
 
+# Built once: every API request runs it, and building the statement costs about as much as running it.
+_TOKEN_BY_HASH = select(ApiToken).where(ApiToken.token_hash == bindparam("token_hash"))
+_SESSION_BY_HASH = select(WebSession).where(WebSession.token_hash == bindparam("token_hash"))
+
+
 def user_for_api_token(db: Session, secret: str) -> User | None:
-    token = db.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(secret)))
+    token = db.scalar(_TOKEN_BY_HASH, {"token_hash": hash_token(secret)})
     if token is None or token.revoked_at is not None or not token.user.is_active:
         return None
 
@@ -160,7 +165,7 @@ def start_session(db: Session, user: User, max_age_s: int) -> tuple[str, WebSess
 
 
 def session_for_cookie(db: Session, secret: str) -> WebSession | None:
-    web_session = db.scalar(select(WebSession).where(WebSession.token_hash == hash_token(secret)))
+    web_session = db.scalar(_SESSION_BY_HASH, {"token_hash": hash_token(secret)})
     if web_session is None or web_session.expires_at <= utcnow() or not web_session.user.is_active:
         return None
     return web_session
