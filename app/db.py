@@ -314,8 +314,8 @@ def create_db_engine(url: str) -> Engine:
         return engine
     return create_engine(
         # Recycling replaces a per-checkout ping, which cost a round trip on every request.
-        url, pool_size=10, max_overflow=30, pool_recycle=1800, json_serializer=_json_dumps,
-        json_deserializer=orjson.loads,
+        url, pool_size=get_settings().database_pool_size, max_overflow=16, pool_recycle=1800,
+        json_serializer=_json_dumps, json_deserializer=orjson.loads,
     )
 
 

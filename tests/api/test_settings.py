@@ -39,3 +39,26 @@ def test_cli_refuses_to_start_without_secret(tmp_path):
     )
     assert result.returncode == 2
     assert "SFTDESK_SECRET_KEY is missing or a placeholder" in result.stderr
+
+
+def test_postgres_pool_keeps_the_configured_connections(monkeypatch):
+    from app.config import get_settings
+    from app.db import create_db_engine
+
+    monkeypatch.setenv("SFTDESK_DATABASE_POOL_SIZE", "7")
+    get_settings.cache_clear()
+    try:
+        engine = create_db_engine("postgresql+psycopg://nobody@127.0.0.1:5432/not_connected")
+        assert engine.pool.size() == 7
+        engine.dispose()
+    finally:
+        get_settings.cache_clear()
+
+
+def test_pool_size_must_be_positive(monkeypatch):
+    from app.config import Settings
+
+    monkeypatch.setenv("SFTDESK_DATABASE_POOL_SIZE", "0")
+    with pytest.raises(ValidationError) as error:
+        Settings()
+    assert "database_pool_size" in str(error.value)
