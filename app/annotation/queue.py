@@ -153,11 +153,27 @@ def _has_room(db: Session, item_id: int, needed: int, now: datetime) -> bool:
     return status == "new" and taken < needed
 
 
+def _lock_first(db: Session, query, level_params: dict, params: dict) -> tuple[Item | None, bool]:
+    """Lock the first open item on PostgreSQL and count its room again under the lock.
+
+    The claim runs in a savepoint. An item that filled up meanwhile is unlocked again by rolling
+    the savepoint back: its lock would otherwise last until this request ends and hold up the
+    annotator who is submitting that item.
+    """
+    savepoint = db.begin_nested()
+    item = db.scalar(query, level_params)
+    if item is not None and not _has_room(db, item.id, params["needed"], params["now"]):
+        savepoint.rollback()
+        return item, False
+    savepoint.commit()
+    return item, True
+
+
 def _find_open_item(db: Session, params: dict, *, skipped: bool, claim: bool) -> Item | None:
     """Walk the priority levels from the highest down and return the first open item.
 
     With claim on PostgreSQL the item row is locked (FOR UPDATE SKIP LOCKED) and its room is
-    counted again under the lock, so an item that filled up meanwhile is passed over.
+    counted again under the lock, so an item that filled up meanwhile is passed over (_lock_first).
     """
     lock = claim and _is_postgres(db)
     queries = _CLAIM_ITEM if lock else _OPEN_ITEM
@@ -166,10 +182,15 @@ def _find_open_item(db: Session, params: dict, *, skipped: bool, claim: bool) ->
         query = queries[skipped, level is None]
         level_params = params if level is None else {**params, "priority": level}
         for _ in range(MAX_CLAIM_ATTEMPTS):
-            item = db.scalar(query, level_params)
+            if not lock:
+                item = db.scalar(query, level_params)
+                if item is None:
+                    break
+                return item
+            item, has_room = _lock_first(db, query, level_params, params)
             if item is None:
                 break
-            if not lock or _has_room(db, item.id, params["needed"], params["now"]):
+            if has_room:
                 return item
         else:
             log.warning("queue claim gave up", project_id=params["project_id"], user_id=params["user_id"])
