@@ -1,5 +1,7 @@
 """The ASGI application: routers, static files, error handling, security headers."""
 
+import functools
+import gc
 from pathlib import Path
 from urllib.parse import quote
 
@@ -92,4 +94,17 @@ def create_app() -> FastAPI:
         return {"status": "ok"}
 
     log.info("app created", environment=settings.environment)
+    _freeze_startup_objects()
     return app
+
+
+@functools.cache
+def _freeze_startup_objects() -> None:
+    """Keep the garbage collector away from what start-up loaded, once per process.
+
+    Modules, routes, models and templates never become garbage, yet every full collection walked
+    them all again. After a few thousand requests those collections made the slowest 1% of paced
+    requests on PostgreSQL two to three times slower (bench/annotators.py, paced after flat).
+    """
+    gc.collect()
+    gc.freeze()
