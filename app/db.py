@@ -75,12 +75,12 @@ class Base(DeclarativeBase):
 class _Waiter:
     """One writer waiting for the gate: who will hold it, and how to wake them."""
 
-    __slots__ = ("gone", "owner", "wake")
+    __slots__ = ("abandoned", "owner", "wake")
 
     def __init__(self, owner: object, wake: Callable[[], None]) -> None:
         self.owner = owner
         self.wake = wake
-        self.gone = False
+        self.abandoned = False
 
 
 class WriterTurn:
@@ -103,9 +103,9 @@ _REQUEST_TURN: ContextVar[WriterTurn | None] = ContextVar("sftdesk_writer_turn",
 class _FileLock:
     """An exclusive lock on a file beside the database, which every process that writes to it takes.
 
-    The writer gate lets one thread of a process at a time into SQLite; this lets one process at a
-    time, so a second server worker or the job worker gets the database as soon as it is free
-    instead of after a busy-handler sleep of up to 100 ms. Waiting polls every millisecond at
+    The writer gate lets one thread of a process at a time into SQLite, and this lock lets one
+    process at a time. A second server worker or the job worker then gets the database as soon as it
+    is free, instead of after a busy-handler sleep of up to 100 ms. Waiting polls every millisecond at
     most, so it can give up after a time-out like SQLite's own busy handler.
     """
 
@@ -115,7 +115,7 @@ class _FileLock:
         self._pid = 0
 
     def _descriptor(self) -> int:
-        # A forked child shares its parent's open file, and with it the lock: open a file of its own.
+        # A forked child shares its parent's open file and so its lock, so it opens a file of its own.
         if self._fd is None or self._pid != os.getpid():
             self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
             self._pid = os.getpid()
@@ -181,7 +181,7 @@ class _WriterGate:
     def _leave_queue(self, waiter: _Waiter) -> bool:
         """Give up waiting; return True if the gate was handed over meanwhile, so the caller holds it."""
         with self._mutex:
-            waiter.gone = True
+            waiter.abandoned = True
             return self._holder is waiter.owner
 
     def acquire(self, dbapi_connection) -> None:
@@ -248,7 +248,7 @@ class _WriterGate:
             self._holder = None
             while self._queue:
                 waiter = self._queue.popleft()
-                if not waiter.gone:
+                if not waiter.abandoned:
                     self._holder = waiter.owner
                     waiter.wake()
                     return

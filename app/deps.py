@@ -36,8 +36,8 @@ async def submitted_csrf_token(request: Request) -> str | None:
     """Read the CSRF token of a browser's unsafe request, before any database work.
 
     get_db depends on this, so a request waits for its body before it takes its SQLite writer
-    turn. The user lookup itself runs in the threadpool: no blocking database call ever runs on
-    the event loop.
+    turn. The user lookup itself runs in the threadpool, so no blocking database call runs on the
+    event loop.
     """
     if request.method in SAFE_METHODS or _bearer_token(request) is not None:
         return None
@@ -67,7 +67,7 @@ async def get_db(request: Request, _csrf: CsrfToken) -> AsyncIterator[Session]:
     """Yield the request's session; commit when the route returns, roll back if it raises.
 
     A write request on SQLite first waits its turn at the writer gate, here on the event loop,
-    after any form body is read (through the CSRF dependency), so a slow upload holds no turn.
+    after any form body is read (through the CSRF dependency), so a slow upload keeps no writer waiting.
     Opening the session does no I/O (the connection is taken at the first statement). A sync
     route of a TransactionRoute commits in its own worker thread; any other route's commit, and
     every rollback, runs in a worker thread here.

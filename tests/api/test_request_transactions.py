@@ -50,7 +50,7 @@ def _usernames() -> list[str]:
         return list(db.scalars(select(User.username).order_by(User.username)))
 
 
-def test_a_sync_route_commits_in_its_own_thread(db_ready):
+def test_sync_route_commits_in_its_thread(db_ready):
     seen = {}
     with TestClient(_app_with_routes(seen)) as client:
         response = client.post("/users/ada")
@@ -60,7 +60,7 @@ def test_a_sync_route_commits_in_its_own_thread(db_ready):
     assert not seen["session"].in_transaction()
 
 
-def test_a_failing_route_leaves_nothing_behind(db_ready):
+def test_failing_route_leaves_nothing(db_ready):
     with TestClient(_app_with_routes({})) as client:
         response = client.post("/users/bob/then-fail")
         assert response.status_code == 409
@@ -68,7 +68,7 @@ def test_a_failing_route_leaves_nothing_behind(db_ready):
     assert _usernames() == ["carol"]
 
 
-def test_an_async_route_is_committed_by_the_dependency(db_ready):
+def test_async_route_committed_by_dependency(db_ready):
     seen = {}
     with TestClient(_app_with_routes(seen)) as client:
         assert client.post("/users/dan/async").status_code == 200

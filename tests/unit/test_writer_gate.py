@@ -58,7 +58,7 @@ def test_release_by_a_non_holder_changes_nothing():
         gate.acquire(other)
 
 
-def test_a_thread_that_times_out_leaves_the_queue():
+def test_thread_timeout_leaves_queue():
     gate = _WriterGate(timeout_s=0.1)
     holder, impatient, patient = Connection(), Connection(), Connection()
     gate.acquire(holder)
@@ -74,7 +74,7 @@ def test_a_thread_that_times_out_leaves_the_queue():
     assert order == [patient]
 
 
-def test_a_request_waits_on_the_event_loop_and_hands_its_turn_to_its_first_transaction():
+def test_request_turn_passes_to_first_transaction():
     gate = _WriterGate(timeout_s=5)
     holder, request_connection = Connection(), Connection()
     gate.acquire(holder)
@@ -99,7 +99,7 @@ def test_a_request_waits_on_the_event_loop_and_hands_its_turn_to_its_first_trans
     asyncio.run(request())
 
 
-def test_a_cancelled_request_does_not_keep_the_gate():
+def test_cancelled_request_frees_gate():
     gate = _WriterGate(timeout_s=5)
     holder, next_writer = Connection(), Connection()
     gate.acquire(holder)
@@ -120,7 +120,7 @@ def test_a_cancelled_request_does_not_keep_the_gate():
     asyncio.run(scenario())
 
 
-def test_an_unused_turn_is_given_back():
+def test_unused_turn_is_released():
     gate = _WriterGate(timeout_s=0.5)
 
     async def scenario() -> None:
@@ -133,7 +133,7 @@ def test_an_unused_turn_is_given_back():
     gate.acquire(Connection())
 
 
-def test_a_request_that_waits_too_long_gets_database_is_locked():
+def test_request_wait_times_out():
     gate = _WriterGate(timeout_s=0.1)
     gate.acquire(Connection())
 
@@ -142,10 +142,11 @@ def test_a_request_that_waits_too_long_gets_database_is_locked():
             await gate.acquire_turn()
 
     asyncio.run(scenario())
-    assert len(gate._queue) == 1 and gate._queue[0].gone
+    assert len(gate._queue) == 1
+    assert gate._queue[0].abandoned
 
 
-def test_the_file_lock_lets_one_holder_in_at_a_time(tmp_path):
+def test_file_lock_excludes_second_holder(tmp_path):
     path = tmp_path / "db.sqlite3.writer-lock"
     first, second = _FileLock(path), _FileLock(path)
     assert first.acquire(timeout_s=1)
@@ -158,7 +159,7 @@ def test_the_file_lock_lets_one_holder_in_at_a_time(tmp_path):
     second.release()
 
 
-def test_a_gate_with_a_file_lock_gives_it_up_with_the_gate(tmp_path):
+def test_gate_releases_file_lock(tmp_path):
     path = tmp_path / "db.sqlite3.writer-lock"
     gate = _WriterGate(timeout_s=1, file_lock=_FileLock(path))
     other_process = _FileLock(path)
@@ -169,7 +170,7 @@ def test_a_gate_with_a_file_lock_gives_it_up_with_the_gate(tmp_path):
     assert other_process.acquire(timeout_s=0.05)
 
 
-def test_a_writer_that_cannot_get_the_file_lock_gives_the_gate_back(tmp_path):
+def test_file_lock_timeout_frees_gate(tmp_path):
     path = tmp_path / "db.sqlite3.writer-lock"
     gate = _WriterGate(timeout_s=0.1, file_lock=_FileLock(path))
     other_process = _FileLock(path)
