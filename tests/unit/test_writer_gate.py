@@ -31,6 +31,28 @@ def _wait_for_queue(gate: _WriterGate, length: int) -> None:
         time.sleep(0.005)
 
 
+def _run_on_own_loop(scenario) -> None:
+    """Run the coroutine function on a new event loop in a new thread.
+
+    Playwright's sync API, used by the browser tests in the same pytest worker, leaves an event
+    loop running in the main thread, where asyncio.run() raises.
+    """
+    errors = []
+
+    def run() -> None:
+        try:
+            asyncio.run(scenario())
+        except BaseException as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "the scenario did not finish within 30 s"
+    if errors:
+        raise errors[0]
+
+
 def test_threads_get_the_gate_in_arrival_order():
     gate = _WriterGate(timeout_s=5)
     first, second, third = Connection(), Connection(), Connection()
@@ -96,7 +118,7 @@ def test_request_turn_passes_to_first_transaction():
         gate.release(request_connection)
         assert gate._holder is None
 
-    asyncio.run(request())
+    _run_on_own_loop(request)
 
 
 def test_cancelled_request_frees_gate():
@@ -117,7 +139,7 @@ def test_cancelled_request_frees_gate():
         await asyncio.to_thread(thread.join, 5)
         assert order == [next_writer]
 
-    asyncio.run(scenario())
+    _run_on_own_loop(scenario)
 
 
 def test_unused_turn_is_released():
@@ -129,7 +151,7 @@ def test_unused_turn_is_released():
         second = await gate.acquire_turn()
         gate.release(second)
 
-    asyncio.run(scenario())
+    _run_on_own_loop(scenario)
     gate.acquire(Connection())
 
 
@@ -141,7 +163,7 @@ def test_request_wait_times_out():
         with pytest.raises(sqlite3.OperationalError, match="database is locked"):
             await gate.acquire_turn()
 
-    asyncio.run(scenario())
+    _run_on_own_loop(scenario)
     assert len(gate._queue) == 1
     assert gate._queue[0].abandoned
 
