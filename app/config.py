@@ -19,8 +19,9 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL; default: a SQLite file in data_dir"
     )
     # Connections each process keeps open to PostgreSQL. A request beyond them opens a connection
-    # that is closed again afterwards, which costs PostgreSQL a new backend process: with 10 kept,
-    # 32 paced annotators saw p99 latencies near 50 ms; with 32 kept, near 27 ms.
+    # that is closed afterwards, and each new connection starts a PostgreSQL backend process.
+    # With 32 paced annotators (bench/annotators.py, 2 cores) the p99 was near 50 ms with 10 kept
+    # and near 27 ms with 32 kept.
     database_pool_size: int = Field(32, ge=1, le=500, description="PostgreSQL connections kept per process")
     secret_key: str = DEVELOPMENT_SECRET
     session_max_age_s: int = 14 * 24 * 3600

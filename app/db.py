@@ -115,7 +115,7 @@ class _FileLock:
         self._pid = 0
 
     def _descriptor(self) -> int:
-        # A forked child shares its parent's open file and so its lock, so it opens a file of its own.
+        # A forked child shares its parent's open file, lock included, so it opens a file of its own.
         if self._fd is None or self._pid != os.getpid():
             self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
             self._pid = os.getpid()
@@ -149,15 +149,15 @@ class _WriterGate:
     With a file lock (any SQLite database on disk) the holder also takes it, so other processes
     (a second server worker, the job worker) take turns with this one.
 
-    Threads wait in acquire(). Requests wait in acquire_turn(), on the event loop: a request that
-    waited in a worker thread would hold one of the threadpool's few threads, and once every
-    thread waited so, the writer holding the gate would get no thread to finish its request in.
+    Threads wait in acquire(). Requests wait in acquire_turn(), on the event loop, because a request
+    waiting in a worker thread would occupy one of the threadpool's 40 threads. Once every thread
+    waited that way, the writer holding the gate would get no thread to finish its request in.
     """
 
     def __init__(self, timeout_s: float, file_lock: _FileLock | None = None) -> None:
         self._timeout_s = timeout_s
         self._file_lock = file_lock
-        # Whether the current holder took the file lock; only connections take it, never turns.
+        # Whether the current holder took the file lock. Only connections take it, never turns.
         self._file_held = False
         self._mutex = threading.Lock()
         self._holder: object | None = None
@@ -179,7 +179,7 @@ class _WriterGate:
             return waiter
 
     def _leave_queue(self, waiter: _Waiter) -> bool:
-        """Give up waiting; return True if the gate was handed over meanwhile, so the caller holds it."""
+        """Leave the queue; return True if the gate was handed over meanwhile, so the caller now owns it."""
         with self._mutex:
             waiter.abandoned = True
             return self._holder is waiter.owner
@@ -236,7 +236,7 @@ class _WriterGate:
             return True
 
     def release(self, owner: object) -> None:
-        """Hand the gate to the next writer in the queue; a no-op unless owner holds it."""
+        """Hand the gate to the next writer in the queue; a no-op unless owner is the current holder."""
         if isinstance(owner, WriterTurn):
             owner.spent = True
         with self._mutex:
@@ -377,7 +377,7 @@ async def writer_turn(*, write: bool) -> AsyncIterator[None]:
     """Wait on the event loop for the request's turn to write to SQLite; a no-op for reads and PostgreSQL.
 
     The turn passes to the request's first write transaction when it begins, and from there to
-    the next writer when that transaction ends; a turn never used is given back when the block ends.
+    the next writer when that transaction ends. A turn never used is released when the block ends.
     """
     gate = _GATES.get(get_engine()) if write else None
     if gate is None:

@@ -153,15 +153,15 @@ def _has_room(db: Session, item_id: int, needed: int, now: datetime) -> bool:
     return status == "new" and taken < needed
 
 
-def _lock_first(db: Session, query, level_params: dict, params: dict) -> tuple[Item | None, bool]:
+def _lock_first(db: Session, query, params: dict) -> tuple[Item | None, bool]:
     """Lock the first open item on PostgreSQL and count its room again under the lock.
 
     The claim runs in a savepoint. An item that filled up meanwhile is unlocked again by rolling
-    the savepoint back: its lock would otherwise last until this request ends and hold up the
-    annotator who is submitting that item.
+    the savepoint back, because its lock would otherwise last until this request ends and delay
+    the annotator who is submitting that item.
     """
     savepoint = db.begin_nested()
-    item = db.scalar(query, level_params)
+    item = db.scalar(query, params)
     if item is not None and not _has_room(db, item.id, params["needed"], params["now"]):
         savepoint.rollback()
         return item, False
@@ -182,12 +182,7 @@ def _find_open_item(db: Session, params: dict, *, skipped: bool, claim: bool) ->
         query = queries[skipped, level is None]
         level_params = params if level is None else {**params, "priority": level}
         for _ in range(MAX_CLAIM_ATTEMPTS):
-            if not lock:
-                item = db.scalar(query, level_params)
-                if item is None:
-                    break
-                return item
-            item, has_room = _lock_first(db, query, level_params, params)
+            item, has_room = _lock_first(db, query, level_params) if lock else (db.scalar(query, level_params), True)
             if item is None:
                 break
             if has_room:

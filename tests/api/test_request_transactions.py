@@ -29,7 +29,7 @@ def _app_with_routes(seen: dict) -> FastAPI:
     @router.post("/users/{name}/then-fail")
     def create_then_fail(name: str, db: DB) -> dict:
         add_user(db, name)
-        raise Conflict(f"refusing {name} after writing it")
+        raise Conflict(f"rejected {name} after writing it")
 
     @router.post("/users/{name}/async")
     async def create_async(name: str, db: DB) -> dict:

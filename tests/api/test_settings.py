@@ -41,7 +41,7 @@ def test_cli_refuses_to_start_without_secret(tmp_path):
     assert "SFTDESK_SECRET_KEY is missing or a placeholder" in result.stderr
 
 
-def test_postgres_pool_keeps_the_configured_connections(monkeypatch):
+def test_postgres_pool_uses_configured_size(monkeypatch):
     from app.config import get_settings
     from app.db import create_db_engine
 

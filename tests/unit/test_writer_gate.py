@@ -109,7 +109,7 @@ def test_request_turn_passes_to_first_transaction():
         await asyncio.to_thread(gate.release, holder)
         turn = await asyncio.wait_for(waiting, 5)
         _REQUEST_TURN.set(turn)
-        # The request's first write transaction begins in a worker thread that sees the turn.
+        # The request's first write transaction begins in a worker thread that inherits the turn.
         await asyncio.to_thread(gate.acquire, request_connection)
         assert gate._holder is request_connection
         assert turn.spent
