@@ -12,13 +12,14 @@ Invariants, kept inside one write transaction per call:
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, exists, func, select, text
+from sqlalchemy import Row, and_, bindparam, exists, func, select, text
 from sqlalchemy.orm import Session, aliased
 
 from app.annotation.models import Annotation, Assignment
 from app.annotation.questions import load_settings
 from app.auth.models import User
 from app.config import get_settings
+from app.db_write import write_object
 from app.errors import Conflict, NotFound
 from app.items.models import Item
 from app.logging import get_logger
@@ -80,7 +81,7 @@ def _submitted_by(user_id):
 
 def _build_open_item_query(*, skipped: bool, top_level: bool):
     """Build the query for the first item, by id, of one priority level that has room for one
-    more annotator and that the user may take.
+    more annotator and that the user may take, with the id of the user's assignment of it.
 
     Parameters: project_id, user_id, now, needed (the project's annotations_per_item) and, unless
     top_level, priority. With top_level the query finds the highest level itself, which saves a
@@ -97,8 +98,12 @@ def _build_open_item_query(*, skipped: bool, top_level: bool):
             mine.item_id == Item.id, mine.user_id == user_id, mine.status.in_(("submitted", "skipped"))
         )
     level = _TOP_LEVEL.scalar_subquery() if top_level else bindparam("priority")
+    # The user's assignment of the item, if any (an expired or a skipped lease), so leasing it
+    # needs no second lookup.
+    own = aliased(Assignment)
+    own_assignment_id = select(own.id).where(own.item_id == Item.id, own.user_id == user_id).scalar_subquery()
     return (
-        select(Item)
+        select(Item, own_assignment_id)
         .where(
             Item.project_id == bindparam("project_id"), Item.status == "new", Item.priority == level,
             Item.annotation_count + _active_lease_count(bindparam("now")) < bindparam("needed"),
@@ -153,7 +158,7 @@ def _has_room(db: Session, item_id: int, needed: int, now: datetime) -> bool:
     return status == "new" and taken < needed
 
 
-def _lock_first(db: Session, query, params: dict) -> tuple[Item | None, bool]:
+def _lock_first(db: Session, query, params: dict) -> tuple[Row | None, bool]:
     """Lock the first open item on PostgreSQL and count its room again under the lock.
 
     The claim runs in a savepoint. An item that filled up meanwhile is unlocked again by rolling
@@ -161,17 +166,18 @@ def _lock_first(db: Session, query, params: dict) -> tuple[Item | None, bool]:
     the annotator who is submitting that item.
     """
     savepoint = db.begin_nested()
-    item = db.scalar(query, params)
-    if item is not None and not _has_room(db, item.id, params["needed"], params["now"]):
+    row = db.execute(query, params).first()
+    if row is not None and not _has_room(db, row[0].id, params["needed"], params["now"]):
         savepoint.rollback()
-        return item, False
+        return row, False
     savepoint.commit()
-    return item, True
+    return row, True
 
 
-def _find_open_item(db: Session, params: dict, *, skipped: bool, claim: bool) -> Item | None:
+def _find_open_item(db: Session, params: dict, *, skipped: bool, claim: bool) -> Row | None:
     """Walk the priority levels from the highest down and return the first open item.
 
+    The row holds the item and the id of the user's assignment of it (None for a first lease).
     With claim on PostgreSQL the item row is locked (FOR UPDATE SKIP LOCKED) and its room is
     counted again under the lock, so an item that filled up meanwhile is passed over (_lock_first).
     """
@@ -182,11 +188,14 @@ def _find_open_item(db: Session, params: dict, *, skipped: bool, claim: bool) ->
         query = queries[skipped, level is None]
         level_params = params if level is None else {**params, "priority": level}
         for _ in range(MAX_CLAIM_ATTEMPTS):
-            item, has_room = _lock_first(db, query, level_params) if lock else (db.scalar(query, level_params), True)
-            if item is None:
+            if lock:
+                row, has_room = _lock_first(db, query, level_params)
+            else:
+                row, has_room = db.execute(query, level_params).first(), True
+            if row is None:
                 break
             if has_room:
-                return item
+                return row
         else:
             log.warning("queue claim gave up", project_id=params["project_id"], user_id=params["user_id"])
             return None
@@ -199,27 +208,27 @@ def _find_open_item(db: Session, params: dict, *, skipped: bool, claim: bool) ->
             return None
 
 
-def _claim_one(db: Session, project: Project, user_id: int, now: datetime, *, skipped: bool) -> Item | None:
+def _claim_one(db: Session, project: Project, user_id: int, now: datetime, *, skipped: bool) -> Row | None:
     return _find_open_item(db, _queue_params(project, user_id, now), skipped=skipped, claim=True)
 
 
-def _lease(db: Session, project: Project, user_id: int, item_id: int, now: datetime) -> tuple[Assignment, bool]:
-    """Lease the item; return the assignment and whether it is the user's first lease of the item."""
+def _lease(
+    db: Session, project: Project, user_id: int, item_id: int, assignment_id: int | None, now: datetime,
+) -> Assignment:
+    """Lease the item to the user, reusing their earlier assignment of it when there is one."""
     expires_at = now + timedelta(seconds=lease_seconds(project))
-    assignment = db.scalar(_ASSIGNMENT, {"item_id": item_id, "user_id": user_id})
-    first = assignment is None
-    if first:
+    if assignment_id is None:
         assignment = Assignment(
             project_id=project.id, item_id=item_id, user_id=user_id, status="active",
-            leased_at=now, expires_at=expires_at,
+            leased_at=now, expires_at=expires_at, updated_at=now,
         )
-        db.add(assignment)
     else:
+        assignment = db.get_one(Assignment, assignment_id)
         assignment.status = "active"
         assignment.leased_at = now
         assignment.expires_at = expires_at
-    db.flush()
-    return assignment, first
+    write_object(db, assignment)
+    return assignment
 
 
 def _serialize_user(db: Session, project: Project, user_id: int) -> None:
@@ -235,15 +244,16 @@ def next_item(db: Session, project: Project, user: User, now: datetime) -> NextR
     held = current_lease(db, project, user, now)
     if held is not None:
         held.expires_at = now + timedelta(seconds=lease_seconds(project))
-        db.flush()
+        write_object(db, held)
         return NextResult(item=db.get(Item, held.item_id), assignment=held, resumed=True)
 
     for skipped in (False, True):
-        item = _claim_one(db, project, user.id, now, skipped=skipped)
-        if item is not None:
-            assignment, first = _lease(db, project, user.id, item.id, now)
+        row = _claim_one(db, project, user.id, now, skipped=skipped)
+        if row is not None:
+            item, assignment_id = row
+            assignment = _lease(db, project, user.id, item.id, assignment_id, now)
             log.info("item leased", project_id=project.id, item_id=item.id, user_id=user.id, skipped=skipped)
-            return NextResult(item=item, assignment=assignment, first_lease=first)
+            return NextResult(item=item, assignment=assignment, first_lease=assignment_id is None)
 
     return NextResult(item=None, assignment=None, reason=empty_queue_reason(db, project, user, now))
 
@@ -286,7 +296,7 @@ def skip_item(db: Session, project: Project, user: User, item: Item) -> Assignme
         raise Conflict(f"item {item.id} is already submitted: open it from your submissions to change it")
     if assignment.status != "skipped":
         assignment.status = "skipped"
-        db.flush()
+        write_object(db, assignment)
         log.info("item skipped", project_id=project.id, item_id=item.id, user_id=user.id)
     return assignment
 

@@ -6,9 +6,11 @@ submit_token; repeating a submit with the same token returns the stored annotati
 Each new version of an annotation gets an AnnotationHistory row with who saved it and when.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -19,6 +21,7 @@ from app.annotation.schemas import AnnotationIn
 from app.annotation.task import ItemTask, build_task
 from app.auth.models import User
 from app.config import get_settings
+from app.db_write import write_object
 from app.errors import Conflict, InvalidInput, NotFound
 from app.items.models import Candidate, Item
 from app.logging import get_logger
@@ -34,6 +37,13 @@ REVIEWED_STATUSES = ("accepted", "rejected")
 _OWN_ANNOTATION = select(Annotation).where(
     Annotation.item_id == bindparam("item_id"), Annotation.user_id == bindparam("user_id")
 )
+# The user's lease of an item with their annotation of it, in one statement: every annotation is
+# saved under a lease, so the assignment row exists whenever the annotation does.
+_OWN_WORK = (
+    select(Assignment, Annotation)
+    .outerjoin(Annotation, and_(Annotation.item_id == Assignment.item_id, Annotation.user_id == Assignment.user_id))
+    .where(Assignment.item_id == bindparam("item_id"), Assignment.user_id == bindparam("user_id"))
+)
 _CANDIDATES = select(Candidate).where(Candidate.item_id == bindparam("item_id")).order_by(Candidate.id)
 _STATUS_COUNTS = (
     select(Annotation.status, func.count()).where(Annotation.item_id == bindparam("item_id"))
@@ -43,6 +53,14 @@ _STATUS_COUNTS = (
 
 def own_annotation(db: Session, item_id: int, user_id: int) -> Annotation | None:
     return db.scalar(_OWN_ANNOTATION, {"item_id": item_id, "user_id": user_id})
+
+
+def own_work(db: Session, item_id: int, user_id: int) -> tuple[Assignment | None, Annotation | None]:
+    """Return the user's assignment of the item and their annotation of it; either may be None."""
+    row = db.execute(_OWN_WORK, {"item_id": item_id, "user_id": user_id}).first()
+    if row is not None:
+        return row[0], row[1]
+    return None, own_annotation(db, item_id, user_id)
 
 
 def item_candidates(db: Session, item_id: int) -> list[Candidate]:
@@ -76,7 +94,7 @@ def lock_item(db: Session, item_id: int) -> Item:
 
 def ensure_visible(db: Session, item: Item, user: User) -> None:
     """Raise NotFound unless the item was leased to the user or the user annotated it."""
-    if queue.lease_for(db, item, user) is None and own_annotation(db, item.id, user.id) is None:
+    if own_work(db, item.id, user.id) == (None, None):
         raise NotFound(f"item {item.id} is not assigned to you: take an item with 'Next item'")
 
 
@@ -172,18 +190,18 @@ def history_data(annotation: Annotation) -> dict:
 
 
 def record_version(db: Session, annotation: Annotation, user_id: int | None, now: datetime) -> None:
-    """Bump the annotation's version and store that version in its history.
+    """Bump the annotation's version, write it, and store that version in its history.
 
-    A new annotation is inserted here, with its final values and its first history row, in one flush.
+    Both rows are written at once with one statement each (write_object), not by a flush. Run this
+    inside unique_annotation() when the annotation may be new.
     """
     annotation.version = (annotation.version or 0) + 1
     annotation.updated_at = now
-    db.add(AnnotationHistory(
-        annotation=annotation, version=annotation.version, user_id=user_id, status=annotation.status,
+    write_object(db, annotation)
+    write_object(db, AnnotationHistory(
+        annotation_id=annotation.id, version=annotation.version, user_id=user_id, status=annotation.status,
         data=history_data(annotation), created_at=now,
     ))
-    if annotation.id is None:
-        _insert(db, annotation)
 
 
 def _new_annotation(project: Project, item: Item, user: User, now: datetime) -> Annotation:
@@ -194,28 +212,29 @@ def _new_annotation(project: Project, item: Item, user: User, now: datetime) -> 
     )
 
 
-def _insert(db: Session, annotation: Annotation) -> None:
-    db.add(annotation)
+@contextmanager
+def unique_annotation(item_id: int) -> Iterator[None]:
+    """Turn a clash on the unique (item_id, user_id) of annotations into a Conflict.
+
+    The clash means a concurrent request of the same user stored the annotation first.
+    """
     try:
-        db.flush()
+        yield
     except IntegrityError as error:
-        # The unique (item_id, user_id) constraint: a concurrent request stored it first.
-        raise Conflict(
-            f"your annotation of item {annotation.item_id} was saved by another request: reload the page"
-        ) from error
+        raise Conflict(f"your annotation of item {item_id} was saved by another request: reload the page") from error
 
 
 def save_draft(db: Session, project: Project, item: Item, user: User, data: AnnotationIn, now: datetime) -> Annotation:
     """Store unfinished work; required questions may still be open."""
     item = lock_item(db, item.id)
-    annotation = own_annotation(db, item.id, user.id)
+    assignment, annotation = own_work(db, item.id, user.id)
     if annotation is not None and annotation.status != "draft":
         raise Conflict(
             f"the annotation of item {item.id} is already {annotation.status}: drafts are only for "
             "unsubmitted work, so save your changes with submit"
         )
     _check_version(item.id, annotation, data.version)
-    if annotation is None and queue.lease_for(db, item, user) is None:
+    if annotation is None and assignment is None:
         raise NotFound(f"item {item.id} is not leased to you: take an item with 'Next item' first")
 
     settings = load_settings(project)
@@ -224,14 +243,15 @@ def save_draft(db: Session, project: Project, item: Item, user: User, data: Anno
     if annotation is None:
         annotation = _new_annotation(project, item, user, now)
     _apply(annotation, data, settings)
-    record_version(db, annotation, user.id, now)
-    db.flush()
+    with unique_annotation(item.id):
+        record_version(db, annotation, user.id, now)
     return annotation
 
 
-def _check_may_submit(db: Session, project: Project, item: Item, user: User, now: datetime) -> Assignment:
+def _check_may_submit(
+    db: Session, project: Project, item: Item, user: User, assignment: Assignment | None, now: datetime,
+) -> Assignment:
     """Return the user's lease for a first submission; an expired one still counts while the item has room."""
-    assignment = queue.lease_for(db, item, user)
     if assignment is None:
         raise NotFound(f"item {item.id} is not leased to you: take an item with 'Next item' first")
     if queue.lease_is_live(assignment, now):
@@ -250,7 +270,7 @@ def submit(
 ) -> tuple[Annotation, bool]:
     """Submit or change an annotation; return it and whether this was a repeat of an earlier submit."""
     item = lock_item(db, item.id)
-    annotation = own_annotation(db, item.id, user.id)
+    assignment, annotation = own_work(db, item.id, user.id)
     if annotation is not None and data.submit_token and annotation.submit_token == data.submit_token:
         return annotation, True
     if annotation is not None and annotation.status in REVIEWED_STATUSES:
@@ -259,7 +279,10 @@ def submit(
         )
     _check_version(item.id, annotation, data.version)
     first = annotation is None or annotation.status == "draft"
-    assignment = _check_may_submit(db, project, item, user, now) if first else None
+    if first:
+        assignment = _check_may_submit(db, project, item, user, assignment, now)
+        # Counted before this submission is stored, so the item's status is written without a recount.
+        counts = status_counts(db, item.id)
 
     settings = load_settings(project)
     validate_input(data, settings, _task_to_check(db, settings, item, user.id, data), complete=True)
@@ -268,16 +291,18 @@ def submit(
         annotation = _new_annotation(project, item, user, now)
     _apply(annotation, data, settings)
     annotation.submit_token = data.submit_token
-    if assignment is not None:
+    if first:
         annotation.status = "submitted"
         annotation.submitted_at = now
         annotation.time_spent_ms = max(0, int((now - assignment.leased_at).total_seconds() * 1000))
-        assignment.status = "submitted"
-    record_version(db, annotation, user.id, now)
+        counts["submitted"] = counts.get("submitted", 0) + 1
+    with unique_annotation(item.id):
+        record_version(db, annotation, user.id, now)
     if first:
-        refresh_item_status(db, project, item, now)
-    else:
-        db.flush()
+        assignment.status = "submitted"
+        write_object(db, assignment)
+        set_item_status(db, project, item, counts, now)
+        write_object(db, item)
 
     log.info(
         "annotation submitted" if first else "annotation changed",
@@ -287,8 +312,19 @@ def submit(
     return annotation, False
 
 
+def status_counts(db: Session, item_id: int) -> dict[str, int]:
+    """Count the item's annotations by status."""
+    return dict(db.execute(_STATUS_COUNTS, {"item_id": item_id}).all())
+
+
 def refresh_item_status(db: Session, project: Project, item: Item, now: datetime) -> None:
-    """Recount an item's annotations and set its status; the caller holds the item's row lock.
+    """Recount an item's annotations and set its status; the caller holds the item's row lock."""
+    set_item_status(db, project, item, status_counts(db, item.id), now)
+    db.flush()
+
+
+def set_item_status(db: Session, project: Project, item: Item, counts: dict[str, int], now: datetime) -> None:
+    """Set the item's status from its annotation counts by status; the caller writes the item.
 
     new: fewer live (submitted or accepted) annotations than the project needs, which includes an
     item whose annotations were all rejected: it goes back to the pool. annotated: enough live
@@ -296,7 +332,6 @@ def refresh_item_status(db: Session, project: Project, item: Item, now: datetime
     needed have submitted. When the project does not require review, an item that reaches its
     count has its submitted annotations accepted at once.
     """
-    counts = dict(db.execute(_STATUS_COUNTS, {"item_id": item.id}).all())
     live = counts.get("submitted", 0) + counts.get("accepted", 0)
     needed = project.annotations_per_item
     if live >= needed and not project.review_required and counts.get("submitted", 0):
@@ -305,8 +340,7 @@ def refresh_item_status(db: Session, project: Project, item: Item, now: datetime
         ):
             annotation.status = "accepted"
             record_version(db, annotation, None, now)
-        counts["accepted"] = live
-        counts["submitted"] = 0
+        counts = {**counts, "accepted": live, "submitted": 0}
 
     item.annotation_count = live
     if counts.get("accepted", 0) and live + counts.get("rejected", 0) >= needed:
@@ -316,7 +350,6 @@ def refresh_item_status(db: Session, project: Project, item: Item, now: datetime
     else:
         item.status = "new"
     item.updated_at = now
-    db.flush()
 
 
 def refresh_project_items(db: Session, project: Project, now: datetime) -> int:

@@ -56,8 +56,7 @@ def workspace_context(
 ) -> dict[str, Any]:
     settings = load_settings(project)
     task = service.task_for(db, settings, item, user.id)
-    annotation = service.own_annotation(db, item.id, user.id)
-    assignment = queue.lease_for(db, item, user)
+    assignment, annotation = service.own_work(db, item.id, user.id)
     if values is None:
         values = values_from_annotation(annotation) if annotation is not None else initial_values(task)
 
