@@ -1,14 +1,15 @@
 """Write one ORM object with a single Core statement, for request paths that run on every click.
 
-A unit-of-work flush of one object costs about four times a plain INSERT or UPDATE on SQLite
-(measured with SQLAlchemy 2.1: 340 µs against 85 µs), because it sorts dependencies, snapshots
-attribute history and fires events. On the annotation queue the flushes were a third of the
-server's CPU time. write_object runs one INSERT or UPDATE with RETURNING and leaves the object as
-if it had just been loaded: persistent and clean, holding what the database stored (defaults and
-onupdate values included), so later reads, flushes and commits treat it as usual.
+A unit-of-work flush of one object cost about four times a plain INSERT or UPDATE on SQLite
+(SQLAlchemy 2.1 on the 2-core development machine: 340 µs against 85 µs), because it sorts
+dependencies, snapshots attribute history and fires events. On the annotation queue the flushes
+took a third of the server's CPU time. write_object runs one INSERT or UPDATE and leaves the object
+as if it had just been loaded: persistent and clean. RETURNING brings back the values the database
+filled in (the primary key, defaults, onupdate timestamps), so later reads, flushes and commits
+treat the object as usual.
 
-Only column attributes are written: set foreign keys by id, not through relationships. The
-statement does not flush the session first, so write any object it depends on before it.
+Only column attributes are written, so set foreign keys by id, not through relationships. The
+statement does not flush the session first: write any object that it depends on before it.
 """
 
 from functools import lru_cache
@@ -19,33 +20,36 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.db import Base
 
-# The bind parameter of the primary key in the WHERE of an UPDATE; SQLAlchemy reserves the
+# The bind parameter of the primary key in an UPDATE's WHERE clause. SQLAlchemy reserves the
 # column's own name for the SET clause.
 _KEY = "_row_key"
 
 
 @lru_cache
-def _insert(table: Table) -> Insert:
-    return insert(table).returning(*table.c)
+def _insert(table: Table, written: frozenset[str]) -> Insert:
+    """INSERT returning every column the statement leaves to the database."""
+    return insert(table).returning(*(column for column in table.c if column.key not in written))
 
 
 @lru_cache
-def _update(table: Table) -> Update:
+def _update(table: Table, written: frozenset[str]) -> Update:
+    """UPDATE by primary key, returning the onupdate columns the statement does not set."""
     (key,) = table.primary_key.columns
-    return update(table).where(key == bindparam(_KEY)).returning(*table.c)
+    filled = [column for column in table.c if column.key not in written and column.onupdate is not None]
+    statement = update(table).where(key == bindparam(_KEY))
+    return statement.returning(*filled) if filled else statement
 
 
-def _stored_values(mapper: Mapper, row) -> dict:
-    values = row._mapping
-    return {prop.key: values[prop.columns[0]] for prop in mapper.column_attrs}
+def _attribute_values(mapper: Mapper, row) -> dict:
+    stored = row._mapping
+    return {prop.key: stored[prop.columns[0]] for prop in mapper.column_attrs if prop.columns[0] in stored}
 
 
 def write_object(db: Session, obj: Base) -> None:
-    """INSERT a new object, or UPDATE a loaded one's changed columns, in one statement.
+    """INSERT a new object, or UPDATE the changed columns of a loaded one, in one statement.
 
-    A new object is attached to the session afterwards; an object the session already holds as
-    pending is taken out of the unit of work first, so the next flush does not insert it again.
-    An unchanged loaded object costs no statement.
+    A new object joins the session afterwards. If the session already has it as pending, it is
+    expunged first, so the next flush does not insert it again. An unchanged object costs no statement.
     """
     state = inspect(obj)
     mapper = state.mapper
@@ -56,24 +60,35 @@ def write_object(db: Session, obj: Base) -> None:
             for prop in mapper.column_attrs
             if prop.key in state.dict and not (prop.columns[0].primary_key and state.dict[prop.key] is None)
         }
-        row = db.connection().execute(_insert(table), values).one()
+        row = db.connection().execute(_insert(table, frozenset(values)), values).one()
         if state.pending:
             db.expunge(obj)
         # make_transient_to_detached resets the attribute history, so plain assignment is enough.
-        state.dict.update(_stored_values(mapper, row))
+        state.dict.update(_attribute_values(mapper, row))
         make_transient_to_detached(obj)
         db.add(obj)
         return
 
     changed = {
-        prop.columns[0].key: state.dict[prop.key]
+        prop.key: state.dict[prop.key]
         for prop in mapper.column_attrs
         if prop.key in state.committed_state and prop.key in state.dict
     }
     if not changed:
         return
+    parameters = {mapper.attrs[key].columns[0].key: value for key, value in changed.items()}
     (identity,) = state.identity
-    row = db.connection().execute(_update(table), {**changed, _KEY: identity}).one()
-    for key, value in _stored_values(mapper, row).items():
-        if key in state.committed_state or state.dict.get(key) != value:
-            set_committed_value(obj, key, value)
+    result = db.connection().execute(_update(table, frozenset(parameters)), {**parameters, _KEY: identity})
+    if result.returns_rows:
+        state.dict.update(_attribute_values(mapper, result.one()))
+    elif result.rowcount != 1:
+        raise RuntimeError(f"{table.name} row {identity} was not updated because it no longer exists")
+
+    if set(state.committed_state) <= set(changed):
+        # Everything pending is written: mark the object clean, as a flush does, so that the next
+        # flush skips it. SQLAlchemy has no public call for this.
+        state._commit_all(state.dict, db.identity_map)
+    else:
+        # A relationship change is still pending and stays for the next flush.
+        for key in changed:
+            set_committed_value(obj, key, state.dict[key])

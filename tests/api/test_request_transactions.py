@@ -75,3 +75,58 @@ def test_async_route_committed_by_dependency(db_ready):
     assert _usernames() == ["dan"]
     assert SESSION_ENDED not in seen["async_session"].info
     assert not seen["async_session"].in_transaction()
+
+
+def _count_worker_thread_trips(monkeypatch) -> list:
+    """Record every function that FastAPI or the app sends to a worker thread."""
+    import anyio.to_thread
+
+    trips = []
+    original = anyio.to_thread.run_sync
+
+    async def counting_run_sync(function, *args, **kwargs):
+        # Starlette passes the function wrapped in functools.partial.
+        trips.append(getattr(function, "func", function).__name__)
+        return await original(function, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting_run_sync)
+    return trips
+
+
+def test_queue_request_takes_one_worker_thread_trip(client, admin_api, project, user_factory, monkeypatch):
+    from support import import_jsonl
+
+    import_jsonl(admin_api, project, [{"instruction": "Say hi", "output": "Hi"}]).raise_for_status()
+    annotator = user_factory("ann1")
+    admin_api.put(f"/api/v1/projects/{project}/members/ann1", json={"role": "annotator"}).raise_for_status()
+    trips = _count_worker_thread_trips(monkeypatch)
+
+    leased = annotator.post(f"/api/v1/projects/{project}/queue/next")
+
+    assert leased.status_code == 200, leased.text
+    assert leased.json()["item"] is not None
+    # The caller's lookup, the endpoint, the commit and the response check share one trip.
+    assert trips == ["run_and_commit"]
+
+
+def test_missing_credentials_rejected_before_body_check(client, project):
+    response = client.post(f"/api/v1/projects/{project}/items/1/annotation", json={"version": "not a number"})
+
+    assert response.status_code == 401, response.text
+    assert "Bearer" in response.json()["error"]["message"]
+
+
+def test_invalid_token_rejected_in_endpoint_thread(client, project):
+    response = client.post(
+        f"/api/v1/projects/{project}/queue/next", headers={"Authorization": "Bearer sft_not-a-real-token"},
+    )
+
+    assert response.status_code == 401, response.text
+    assert "invalid or revoked API token" in response.json()["error"]["message"]
+
+
+def test_page_without_session_redirects_to_login(client, project):
+    response = client.post(f"/projects/{project}/annotate/next", follow_redirects=False)
+
+    assert response.status_code in (303, 302), response.text
+    assert "/login" in response.headers["location"]
