@@ -13,6 +13,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 import orjson
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
@@ -36,6 +37,8 @@ NAMING_CONVENTION = {
 }
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -98,6 +101,8 @@ class WriterTurn:
 
 # The writer turn of the request being handled; worker threads see it through the copied context.
 _REQUEST_TURN: ContextVar[WriterTurn | None] = ContextVar("sftdesk_writer_turn", default=None)
+# True while a request runs its database work on the event loop (run_in_turn).
+_ON_EVENT_LOOP: ContextVar[bool] = ContextVar("sftdesk_on_event_loop", default=False)
 
 
 class _FileLock:
@@ -121,20 +126,34 @@ class _FileLock:
             self._pid = os.getpid()
         return self._fd
 
+    def _try_acquire(self) -> bool:
+        try:
+            fcntl.flock(self._descriptor(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
     def acquire(self, timeout_s: float) -> bool:
         """Take the lock; return False if it stayed taken for timeout_s."""
-        descriptor = self._descriptor()
         deadline = time.monotonic() + timeout_s
         pause = 0.00005
-        while True:
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    return False
-                time.sleep(pause)
-                pause = min(pause * 2, 0.001)
+        while not self._try_acquire():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, 0.001)
+        return True
+
+    async def acquire_async(self, timeout_s: float) -> bool:
+        """Take the lock without blocking the event loop; return False if it stayed taken for timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        pause = 0.00005
+        while not self._try_acquire():
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.001)
+        return True
 
     def release(self) -> None:
         fcntl.flock(self._descriptor(), fcntl.LOCK_UN)
@@ -152,12 +171,14 @@ class _WriterGate:
     Threads wait in acquire(). Requests wait in acquire_turn(), on the event loop, because a request
     waiting in a worker thread would occupy one of the threadpool's 40 threads. Once every thread
     waited that way, the writer holding the gate would get no thread to finish its request in.
+    A turn also takes the file lock on the event loop, so a request with a turn begins its
+    write transaction without waiting (see turn_ready).
     """
 
     def __init__(self, timeout_s: float, file_lock: _FileLock | None = None) -> None:
         self._timeout_s = timeout_s
         self._file_lock = file_lock
-        # Whether the current holder took the file lock. Only connections take it, never turns.
+        # Whether the current holder took the file lock. A turn hands it over with the gate.
         self._file_held = False
         self._mutex = threading.Lock()
         self._holder: object | None = None
@@ -187,7 +208,7 @@ class _WriterGate:
     def acquire(self, dbapi_connection) -> None:
         """Make the connection the holder, after its request's turn or after the writers queued before it."""
         self._enter(dbapi_connection)
-        if self._file_lock is not None:
+        if self._file_lock is not None and not self._file_held:
             if not self._file_lock.acquire(self._timeout_s):
                 self.release(dbapi_connection)
                 raise self._locked_error()
@@ -199,7 +220,17 @@ class _WriterGate:
             return
         granted = threading.Event()
         waiter = self._take_or_wait(dbapi_connection, granted.set)
-        if waiter is None or granted.wait(self._timeout_s):
+        if waiter is None:
+            return
+        if _ON_EVENT_LOOP.get():
+            # Waiting would block the event loop, which the holder may need in order to finish.
+            if not self._leave_queue(waiter):
+                raise RuntimeError(
+                    "a second write transaction began in a request running on the event loop: "
+                    "mark the endpoint short_write only if it uses one write transaction"
+                )
+            return
+        if granted.wait(self._timeout_s):
             return
         if not self._leave_queue(waiter):
             raise self._locked_error()
@@ -213,17 +244,26 @@ class _WriterGate:
             loop.call_soon_threadsafe(lambda: granted.done() or granted.set_result(None))
 
         waiter = self._take_or_wait(turn, wake)
-        if waiter is None:
-            return turn
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                await granted
-        except BaseException as error:
-            if self._leave_queue(waiter):
+        if waiter is not None:
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    await granted
+            except BaseException as error:
+                if self._leave_queue(waiter):
+                    self.release(turn)
+                if isinstance(error, TimeoutError):
+                    raise self._locked_error() from None
+                raise
+        if self._file_lock is not None:
+            try:
+                locked = await self._file_lock.acquire_async(self._timeout_s)
+            except BaseException:
                 self.release(turn)
-            if isinstance(error, TimeoutError):
-                raise self._locked_error() from None
-            raise
+                raise
+            if not locked:
+                self.release(turn)
+                raise self._locked_error()
+            self._file_held = True
         return turn
 
     def hand_over(self, turn: WriterTurn, dbapi_connection) -> bool:
@@ -255,6 +295,7 @@ class _WriterGate:
 
 
 _GATES: "weakref.WeakKeyDictionary[Engine, _WriterGate]" = weakref.WeakKeyDictionary()
+
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -389,6 +430,32 @@ async def writer_turn(*, write: bool) -> AsyncIterator[None]:
         yield
     finally:
         gate.release(turn)
+
+
+def run_in_turn(function: Callable[..., T], *args: object) -> T:
+    """Run function on the event loop, where the request's write transaction uses its writer turn.
+
+    A second write transaction in function raises RuntimeError instead of waiting at the gate.
+    """
+    token = _ON_EVENT_LOOP.set(True)
+    try:
+        return function(*args)
+    finally:
+        _ON_EVENT_LOOP.reset(token)
+
+
+def turn_ready() -> bool:
+    """Return whether this request has an unused SQLite writer turn.
+
+    Its first write transaction then begins without waiting, because the turn owns the gate of
+    this process and the file lock that other processes take.
+
+    NOTE: a program that writes to the database without the file lock (the sqlite3 shell, say)
+    still makes the transaction wait in SQLite's busy handler, which blocks a short_write
+    request's event loop for up to SQLITE_BUSY_TIMEOUT_MS.
+    """
+    turn = _REQUEST_TURN.get()
+    return turn is not None and not turn.spent
 
 
 def reset_engine_cache() -> None:

@@ -16,7 +16,7 @@ from app.auth import service as auth_service
 from app.auth.models import User
 from app.auth.tokens import tokens_equal
 from app.config import Settings, get_settings
-from app.db import end_session, new_session, writer_turn
+from app.db import end_session, new_session, run_in_turn, turn_ready, writer_turn
 from app.errors import NotAuthenticated, PermissionDenied
 from app.i18n.locales import choose_locale
 
@@ -85,13 +85,28 @@ async def get_db(request: Request, _csrf: CsrfToken) -> AsyncIterator[Session]:
             await run_in_threadpool(end_session, session, commit=True)
 
 
-def _in_endpoint_thread(endpoint: Callable[..., Any], callers: frozenset[str]) -> Callable[..., Any]:
+def short_write(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a sync endpoint whose write transaction takes milliseconds, to run it on the event loop.
+
+    Behind a TransactionRoute, such an endpoint runs on the event loop instead of in a worker
+    thread once its request has the SQLite writer turn (see app.db.turn_ready). No other
+    writer could run meanwhile anyway, and the trip to a worker thread and back cost more CPU
+    than a queue request spends in SQLite. Reads and PostgreSQL still go to a worker thread.
+    Mark only endpoints whose work is bounded and small: while one runs, no other request is served.
+    """
+    endpoint.short_write = True  # type: ignore[attr-defined]
+    return endpoint
+
+
+def _committing_endpoint(endpoint: Callable[..., Any], callers: frozenset[str]) -> Callable[..., Any]:
     """Wrap a sync endpoint so that it looks up its caller, runs and commits in one worker thread.
 
     The parameters named in callers arrive as functions of the session (see _CALLER_LOOKUPS) and
     are called there before the endpoint runs. The wrapper itself is async, so FastAPI validates
-    and serializes the result on the event loop instead of in one more worker thread.
+    and serializes the result on the event loop instead of in one more worker thread. A
+    short_write endpoint skips the worker thread when its request has the SQLite writer turn.
     """
+    on_event_loop = getattr(endpoint, "short_write", False)
 
     def run_and_commit(values: dict[str, Any]) -> Any:
         session = values["db"]
@@ -104,6 +119,8 @@ def _in_endpoint_thread(endpoint: Callable[..., Any], callers: frozenset[str]) -
 
     @functools.wraps(endpoint)
     async def run(**values: Any) -> Any:
+        if on_event_loop and turn_ready():
+            return run_in_turn(run_and_commit, values)
         return await run_in_threadpool(run_and_commit, values)
 
     return run
@@ -117,15 +134,16 @@ class TransactionRoute(APIRoute):
     2-core machine, more than some queue requests spend in the database. On SQLite each trip also
     lies inside the single writer's turn, which every other writer waits for. So the endpoint
     takes the request session as its `db` parameter, and the session looks up its ApiUser,
-    PageUser or OptionalPageUser parameter and commits in the endpoint's thread. Async endpoints
-    and endpoints without `db` are left as they are.
+    PageUser or OptionalPageUser parameter and commits in the endpoint's thread. A short_write
+    endpoint may run on the event loop instead. Async endpoints and endpoints without `db` are
+    left as they are.
     """
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         if not inspect.iscoroutinefunction(endpoint) and "db" in inspect.signature(endpoint).parameters:
             typed = get_typed_signature(endpoint).parameters
             callers = frozenset(name for name, parameter in typed.items() if _caller_lookup(parameter) is not None)
-            wrapped = _in_endpoint_thread(endpoint, callers)
+            wrapped = _committing_endpoint(endpoint, callers)
             # The return annotation stays, because FastAPI derives the response model from it.
             wrapped.__signature__ = inspect.signature(endpoint).replace(  # type: ignore[attr-defined]
                 parameters=[_deferred(parameter) if name in callers else parameter for name, parameter in typed.items()]

@@ -13,7 +13,7 @@ from app.annotation.schemas import (
     annotation_out,
 )
 from app.db import utcnow
-from app.deps import DB, ApiUser, TransactionRoute
+from app.deps import DB, ApiUser, TransactionRoute, short_write
 from app.i18n.catalog import translate
 from app.i18n.locales import choose_locale
 from app.items.schemas import ItemDetailOut, item_out
@@ -24,6 +24,7 @@ router = APIRouter(prefix="/api/v1/projects/{project}", tags=["annotation"], rou
 
 
 @router.post("/queue/next")
+@short_write
 def next_item(project: str, db: DB, user: ApiUser) -> NextOut:
     """Lease the next item to you, or return the one you hold; item is null when none is open to you."""
     target = get_project_for(db, user, project)
@@ -57,6 +58,7 @@ def progress(project: str, db: DB, user: ApiUser) -> ProgressOut:
 
 
 @router.post("/items/{item_id}/skip", status_code=204)
+@short_write
 def skip(project: str, item_id: int, db: DB, user: ApiUser) -> Response:
     target = get_project_for(db, user, project)
     queue.skip_item(db, target, user, get_item(db, target, item_id))
@@ -72,6 +74,7 @@ def get_annotation(project: str, item_id: int, db: DB, user: ApiUser) -> Annotat
 
 
 @router.put("/items/{item_id}/annotation/draft")
+@short_write
 def save_draft(project: str, item_id: int, body: AnnotationIn, db: DB, user: ApiUser) -> AnnotationOut:
     """Store unfinished work. Send the version you edited, because a stale version is rejected with 409."""
     target = get_project_for(db, user, project)
@@ -80,6 +83,7 @@ def save_draft(project: str, item_id: int, body: AnnotationIn, db: DB, user: Api
 
 
 @router.post("/items/{item_id}/annotation")
+@short_write
 def submit(project: str, item_id: int, body: AnnotationIn, db: DB, user: ApiUser, response: Response) -> AnnotationOut:
     """Submit, or change a submission until it is reviewed.
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from app.db import _REQUEST_TURN, _FileLock, _WriterGate
+from app.db import _REQUEST_TURN, _FileLock, _WriterGate, run_in_turn
 
 
 class Connection:
@@ -201,3 +201,67 @@ def test_file_lock_timeout_frees_gate(tmp_path):
         gate.acquire(Connection())
     other_process.release()
     gate.acquire(Connection())
+
+
+def test_turn_takes_file_lock_without_blocking_loop(tmp_path):
+    path = tmp_path / "db.sqlite3.writer-lock"
+    gate = _WriterGate(timeout_s=5, file_lock=_FileLock(path))
+    other_process = _FileLock(path)
+    assert other_process.acquire(timeout_s=1)
+    request_connection = Connection()
+
+    async def scenario() -> None:
+        waiting = asyncio.ensure_future(gate.acquire_turn())
+        # The loop keeps running other work while the turn waits for the file lock.
+        ticks = 0
+        for _ in range(10):
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 10
+        assert not waiting.done()
+
+        other_process.release()
+        turn = await asyncio.wait_for(waiting, 5)
+        _REQUEST_TURN.set(turn)
+        assert not other_process.acquire(timeout_s=0.05)
+        # The connection finds the file lock held for it and begins at once.
+        run_in_turn(gate.acquire, request_connection)
+        assert gate._holder is request_connection
+        gate.release(request_connection)
+        assert other_process.acquire(timeout_s=0.05)
+
+    _run_on_own_loop(scenario)
+
+
+def test_turn_file_lock_timeout_frees_gate(tmp_path):
+    path = tmp_path / "db.sqlite3.writer-lock"
+    gate = _WriterGate(timeout_s=0.1, file_lock=_FileLock(path))
+    other_process = _FileLock(path)
+    assert other_process.acquire(timeout_s=1)
+
+    async def scenario() -> None:
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            await gate.acquire_turn()
+
+    _run_on_own_loop(scenario)
+    assert gate._holder is None
+    other_process.release()
+
+
+def test_second_transaction_on_loop_raises():
+    gate = _WriterGate(timeout_s=5)
+    first, second = Connection(), Connection()
+
+    async def scenario() -> None:
+        turn = await gate.acquire_turn()
+        _REQUEST_TURN.set(turn)
+        run_in_turn(gate.acquire, first)
+        # Waiting for the gate on the loop would deadlock, so the second transaction fails at once.
+        with pytest.raises(RuntimeError, match="second write transaction"):
+            run_in_turn(gate.acquire, second)
+        assert gate._holder is first
+        assert not gate._queue or gate._queue[0].abandoned
+        gate.release(first)
+
+    _run_on_own_loop(scenario)
+    assert gate._holder is None
