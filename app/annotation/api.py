@@ -12,7 +12,7 @@ from app.annotation.schemas import (
     ProgressOut,
     annotation_out,
 )
-from app.db import utcnow
+from app.db import skip_commit_flush, utcnow
 from app.deps import DB, ApiUser, TransactionRoute, short_write
 from app.i18n.catalog import translate
 from app.i18n.locales import choose_locale
@@ -28,6 +28,8 @@ router = APIRouter(prefix="/api/v1/projects/{project}", tags=["annotation"], rou
 def next_item(project: str, db: DB, user: ApiUser) -> NextOut:
     """Lease the next item to you, or return the one you hold; item is null when none is open to you."""
     target = get_project_for(db, user, project)
+    # A lease lost in a database crash costs nothing, because the annotator can take the item again.
+    skip_commit_flush(db)
     result = queue.next_item(db, target, user, utcnow())
     if result.item is None:
         locale = choose_locale(user.locale, None)
@@ -78,8 +80,7 @@ def get_annotation(project: str, item_id: int, db: DB, user: ApiUser) -> Annotat
 def save_draft(project: str, item_id: int, body: AnnotationIn, db: DB, user: ApiUser) -> AnnotationOut:
     """Store unfinished work. Send the version you edited, because a stale version is rejected with 409."""
     target = get_project_for(db, user, project)
-    item = get_item(db, target, item_id)
-    return annotation_out(service.save_draft(db, target, item, user, body, utcnow()))
+    return annotation_out(service.save_draft(db, target, item_id, user, body, utcnow()))
 
 
 @router.post("/items/{item_id}/annotation")
@@ -91,8 +92,7 @@ def submit(project: str, item_id: int, body: AnnotationIn, db: DB, user: ApiUser
     with the same token returns the stored annotation with the header Idempotent-Replayed: true.
     """
     target = get_project_for(db, user, project)
-    item = get_item(db, target, item_id)
-    annotation, replayed = service.submit(db, target, item, user, body, utcnow())
+    annotation, replayed = service.submit(db, target, item_id, user, body, utcnow())
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return annotation_out(annotation)

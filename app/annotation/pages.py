@@ -8,7 +8,7 @@ from app.annotation.forms import PostedForm, parse_form, values_from_input
 from app.annotation.labels import annotation_label_context
 from app.annotation.questions import load_settings
 from app.annotation.workspace import diff_context, progress_context, workspace_context
-from app.db import utcnow
+from app.db import skip_commit_flush, utcnow
 from app.deps import DB, PageUser, TransactionRoute
 from app.errors import Conflict, InvalidInput
 from app.items.service import get_item
@@ -50,6 +50,8 @@ def start(request: Request, project: str, db: DB, user: PageUser) -> Response:
 @router.post("/projects/{project}/annotate/next")
 def take_next(request: Request, project: str, db: DB, user: PageUser) -> Response:
     target = get_project_for(db, user, project)
+    # A lease lost in a database crash costs nothing, because the annotator can take the item again.
+    skip_commit_flush(db)
     return _redirect_to_next(db, target, user)
 
 
@@ -87,7 +89,7 @@ def save_draft(request: Request, form: PostedForm, project: str, item_id: int, d
     task = service.task_for(db, settings, item, user.id)
     data = parse_form(form, settings, task)
     try:
-        annotation = service.save_draft(db, target, item, user, data, utcnow())
+        annotation = service.save_draft(db, target, item.id, user, data, utcnow())
     except Conflict as error:
         db.rollback()
         return _conflict_page(request, target, item, error, data.response)
@@ -106,7 +108,7 @@ def submit(request: Request, form: PostedForm, project: str, item_id: int, db: D
     data = parse_form(form, settings, task)
     now = utcnow()
     try:
-        service.submit(db, target, item, user, data, now)
+        service.submit(db, target, item.id, user, data, now)
     except Conflict as error:
         db.rollback()
         return _conflict_page(request, target, item, error, data.response)

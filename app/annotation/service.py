@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from sqlalchemy import and_, bindparam, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, NoResultFound
 from sqlalchemy.orm import Session
 
 from app.annotation import queue
@@ -83,13 +83,28 @@ def _task_to_check(db: Session, settings: AnnotationSettings, item: Item, user_i
     return build_task(settings, item.id, user_id, [])
 
 
-def lock_item(db: Session, item_id: int) -> Item:
-    """Load the item holding its row lock on PostgreSQL; SQLite's write transaction already excludes others."""
+def lock_item(db: Session, item_id: int, *, missing_ok: bool = False) -> Item | None:
+    """Load the item holding its row lock on PostgreSQL; SQLite's write transaction already excludes others.
+
+    A missing item raises NoResultFound, or returns None with missing_ok.
+    """
     if db.get_bind().dialect.name != "postgresql":
-        return db.get(Item, item_id)
-    return db.scalars(
-        select(Item).where(Item.id == item_id).with_for_update().execution_options(populate_existing=True)
-    ).one()
+        item = db.get(Item, item_id)
+    else:
+        item = db.scalars(
+            select(Item).where(Item.id == item_id).with_for_update().execution_options(populate_existing=True)
+        ).one_or_none()
+    if item is None and not missing_ok:
+        raise NoResultFound(f"item {item_id} not found")
+    return item
+
+
+def lock_project_item(db: Session, project: Project, item_id: int) -> Item:
+    """Load the project's item with its row lock (see lock_item), or raise NotFound."""
+    item = lock_item(db, item_id, missing_ok=True)
+    if item is None or item.project_id != project.id:
+        raise NotFound(f"item {item_id} not found in project {project.slug!r}")
+    return item
 
 
 def ensure_visible(db: Session, item: Item, user: User) -> None:
@@ -224,9 +239,9 @@ def unique_annotation(item_id: int) -> Iterator[None]:
         raise Conflict(f"your annotation of item {item_id} was saved by another request: reload the page") from error
 
 
-def save_draft(db: Session, project: Project, item: Item, user: User, data: AnnotationIn, now: datetime) -> Annotation:
+def save_draft(db: Session, project: Project, item_id: int, user: User, data: AnnotationIn, now: datetime) -> Annotation:
     """Store unfinished work; required questions may still be open."""
-    item = lock_item(db, item.id)
+    item = lock_project_item(db, project, item_id)
     assignment, annotation = own_work(db, item.id, user.id)
     if annotation is not None and annotation.status != "draft":
         raise Conflict(
@@ -266,10 +281,10 @@ def _check_may_submit(
 
 
 def submit(
-    db: Session, project: Project, item: Item, user: User, data: AnnotationIn, now: datetime,
+    db: Session, project: Project, item_id: int, user: User, data: AnnotationIn, now: datetime,
 ) -> tuple[Annotation, bool]:
     """Submit or change an annotation; return it and whether this was a repeat of an earlier submit."""
-    item = lock_item(db, item.id)
+    item = lock_project_item(db, project, item_id)
     assignment, annotation = own_work(db, item.id, user.id)
     if annotation is not None and data.submit_token and annotation.submit_token == data.submit_token:
         return annotation, True
