@@ -14,7 +14,7 @@ statement does not flush the session first: write any object that it depends on 
 
 from functools import lru_cache
 
-from sqlalchemy import Insert, Table, Update, bindparam, insert, inspect, update
+from sqlalchemy import Column, Insert, Table, Update, bindparam, insert, inspect, update
 from sqlalchemy.orm import Mapper, Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -40,9 +40,15 @@ def _update(table: Table, written: frozenset[str]) -> Update:
     return statement.returning(*filled) if filled else statement
 
 
+@lru_cache
+def _columns(mapper: Mapper) -> tuple[tuple[str, Column, bool], ...]:
+    """(attribute name, column, whether it is the primary key) for each column attribute."""
+    return tuple((prop.key, prop.columns[0], prop.columns[0].primary_key) for prop in mapper.column_attrs)
+
+
 def _attribute_values(mapper: Mapper, row) -> dict:
     stored = row._mapping
-    return {prop.key: stored[prop.columns[0]] for prop in mapper.column_attrs if prop.columns[0] in stored}
+    return {key: stored[column] for key, column, _ in _columns(mapper) if column in stored}
 
 
 def write_object(db: Session, obj: Base) -> None:
@@ -56,9 +62,9 @@ def write_object(db: Session, obj: Base) -> None:
     table = mapper.local_table
     if state.key is None:
         values = {
-            prop.columns[0].key: state.dict[prop.key]
-            for prop in mapper.column_attrs
-            if prop.key in state.dict and not (prop.columns[0].primary_key and state.dict[prop.key] is None)
+            column.key: state.dict[key]
+            for key, column, primary_key in _columns(mapper)
+            if key in state.dict and not (primary_key and state.dict[key] is None)
         }
         row = db.connection().execute(_insert(table, frozenset(values)), values).one()
         if state.pending:
@@ -69,14 +75,14 @@ def write_object(db: Session, obj: Base) -> None:
         db.add(obj)
         return
 
-    changed = {
-        prop.key: state.dict[prop.key]
-        for prop in mapper.column_attrs
-        if prop.key in state.committed_state and prop.key in state.dict
-    }
-    if not changed:
+    written = set()
+    parameters = {}
+    for key, column, _ in _columns(mapper):
+        if key in state.committed_state and key in state.dict:
+            written.add(key)
+            parameters[column.key] = state.dict[key]
+    if not parameters:
         return
-    parameters = {mapper.attrs[key].columns[0].key: value for key, value in changed.items()}
     (identity,) = state.identity
     result = db.connection().execute(_update(table, frozenset(parameters)), {**parameters, _KEY: identity})
     if result.returns_rows:
@@ -84,11 +90,11 @@ def write_object(db: Session, obj: Base) -> None:
     elif result.rowcount != 1:
         raise RuntimeError(f"{table.name} row {identity} was not updated because it no longer exists")
 
-    if set(state.committed_state) <= set(changed):
+    if set(state.committed_state) <= written:
         # Everything pending is written: mark the object clean, as a flush does, so that the next
         # flush skips it. SQLAlchemy has no public call for this.
         state._commit_all(state.dict, db.identity_map)
     else:
         # A relationship change is still pending and stays for the next flush.
-        for key in changed:
+        for key in written:
             set_committed_value(obj, key, state.dict[key])
