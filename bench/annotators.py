@@ -1,7 +1,8 @@
 """Benchmark of the annotation queue: concurrent annotators take the next item, then submit it.
 
 Starts a real server (uvicorn subprocess on 127.0.0.1) on a fresh SQLite data directory or a fresh
-PostgreSQL database, creates a project with a fixed set of items, and drives the REST API from
+PostgreSQL database, with one process on SQLite and one per CPU core on PostgreSQL, as deployed
+(change with --workers). It creates a project with a fixed set of items, and drives the REST API from
 one thread per annotator. Two modes:
 
 - flat: every annotator loops next -> submit with no pause until the queue is empty;
@@ -93,6 +94,7 @@ class Server:
 
     def __init__(self, database: str, annotators: list[str], workers: int) -> None:
         self.database = database
+        self.workers = workers
         self.data_dir = Path(tempfile.mkdtemp(prefix="sftdesk-bench-"))
         self.env = {key: value for key, value in os.environ.items() if not key.startswith("SFTDESK_")}
         self.env.update(SFTDESK_DATA_DIR=str(self.data_dir), SFTDESK_ENVIRONMENT="test")
@@ -283,7 +285,8 @@ def run_mode(server: Server, annotators: list[str], mode: str, args) -> dict:
     lost = len(set(log.acknowledged) - set(stored))
     cycles = len(log.acknowledged)
     return {
-        "database": server.database, "mode": mode, "annotators": len(annotators), "items": items,
+        "database": server.database, "mode": mode, "workers": server.workers, "annotators": len(annotators),
+        "items": items,
         "cycles": cycles, "seconds": round(elapsed, 2), "cycles_per_s": round(cycles / elapsed, 1),
         "server_cpu_ms_per_cycle": round(server_cpu * 1000 / max(cycles, 1), 2),
         "client_cpu_ms_per_cycle": round(client_cpu * 1000 / max(cycles, 1), 2),
@@ -316,6 +319,13 @@ def page_weight(server: Server, annotators: list[str]) -> dict:
     return sizes
 
 
+def default_workers(database: str) -> int:
+    """Return the server processes to run: SQLite writes one transaction at a time, PostgreSQL does not."""
+    if database == "sqlite":
+        return 1
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database", choices=("sqlite", "postgres", "both"), default="both")
@@ -324,7 +334,11 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=3000, help="items in the flat run")
     parser.add_argument("--overlap", type=int, default=1, help="annotations each item needs")
     parser.add_argument("--paced-seconds", type=float, default=30.0, help="length of the paced run in seconds")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--workers", type=int,
+        help="uvicorn worker processes (default: 1 on SQLite; on PostgreSQL one per CPU core, up to 4, "
+             "the production shape of docker-compose.yml)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args()
 
@@ -334,7 +348,7 @@ def main() -> int:
     results = []
     weight = None
     for database in databases:
-        server = Server(database, annotators, args.workers)
+        server = Server(database, annotators, args.workers or default_workers(database))
         try:
             if weight is None:
                 weight = page_weight(server, annotators)
@@ -347,16 +361,16 @@ def main() -> int:
 
     print()
     print(
-        "| database | mode | cycles | cycles/s | duplicates | lost | errors "
+        "| database | mode | workers | cycles | cycles/s | duplicates | lost | errors "
         "| next p50/p95/p99 ms | submit p50/p95/p99 ms |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         steps = {
             step: "/".join(str(r["latency_ms"].get(step, {}).get(q, "-")) for q in ("p50", "p95", "p99"))
             for step in ("next", "submit")
         }
-        print(f"| {r['database']} | {r['mode']} | {r['cycles']} | {r['cycles_per_s']} | {r['duplicates']} | "
+        print(f"| {r['database']} | {r['mode']} | {r['workers']} | {r['cycles']} | {r['cycles_per_s']} | {r['duplicates']} | "
               f"{r['lost']} | {r['errors']} | {steps['next']} | {steps['submit']} |")
     print(f"\nannotate page: {weight['total'] / 1024:.1f} KiB in all (HTML {weight['html'] / 1024:.1f}, "
           f"CSS {weight['css'] / 1024:.1f}, JS {weight['js'] / 1024:.1f}), uncompressed")
