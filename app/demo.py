@@ -100,7 +100,8 @@ def ensure_demo(*, batch_rows: int = 500) -> str | None:
         if created_project:
             project = create_project(
                 db, admin, slug=DEMO_SLUG, name="Demo: bilingual assistant", guidelines=DEMO_GUIDELINES,
-                annotations_per_item=1, review_required=True,
+                # One person can try the whole loop alone, so the admin may review their own work.
+                annotations_per_item=1, review_required=True, self_review=True,
             )
         admin_id = admin.id
     if created_project:

@@ -69,7 +69,7 @@ def settings_from_form(form: FormData) -> dict[str, Any]:
 def _stored_values(project: Project, settings: AnnotationSettings) -> dict[str, Any]:
     return {
         "guidelines": project.guidelines, "annotations_per_item": project.annotations_per_item,
-        "review_required": project.review_required,
+        "review_required": project.review_required, "self_review": project.self_review,
         "toggles": {f"{section}_{field}": getattr(getattr(settings, section), field) for section, field in TOGGLES},
         "scale_min": settings.rubric.scale_min, "scale_max": settings.rubric.scale_max,
         "criteria": "\n".join(
@@ -87,7 +87,7 @@ def _posted_values(form: FormData) -> dict[str, Any]:
         "guidelines", "annotations_per_item", "scale_min", "scale_max", "criteria", "flags", "lease_minutes",
     )}
     return {
-        **text, "review_required": form.get("review_required") == "on",
+        **text, "review_required": form.get("review_required") == "on", "self_review": form.get("self_review") == "on",
         "toggles": {f"{section}_{field}": form.get(f"{section}_{field}") == "on" for section, field in TOGGLES},
         "keys": {action: str(form.get(f"key_{action}") or "") for action in SHORTCUT_ACTIONS},
     }
@@ -112,7 +112,7 @@ def save_settings(request: Request, form: PostedForm, project: str, db: DB, user
         review_required = form.get("review_required") == "on"
         projects.update_project(
             db, target, guidelines=str(form.get("guidelines") or ""), annotations_per_item=overlap,
-            review_required=review_required,
+            review_required=review_required, self_review=form.get("self_review") == "on",
             settings=parsed.model_dump(mode="json", exclude_defaults=True),
         )
     except InvalidInput as error:

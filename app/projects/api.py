@@ -21,6 +21,7 @@ class ProjectIn(BaseModel):
     guidelines: str = ""
     annotations_per_item: int = Field(1, description="annotations each item needs, from different people")
     review_required: bool = True
+    self_review: bool = Field(False, description="whether reviewers may accept or reject their own annotations")
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -29,6 +30,7 @@ class ProjectPatch(BaseModel):
     guidelines: str | None = None
     annotations_per_item: int | None = None
     review_required: bool | None = None
+    self_review: bool | None = None
     settings: dict[str, Any] | None = Field(
         None, description="merged into the stored settings (JSON merge patch: null removes a key)"
     )
@@ -40,6 +42,7 @@ class ProjectOut(BaseModel):
     guidelines: str
     annotations_per_item: int
     review_required: bool
+    self_review: bool
     settings: dict[str, Any]
     item_counts: dict[str, int]
     created_at: datetime
@@ -59,7 +62,7 @@ def _project_out(project, counts: dict[str, int]) -> ProjectOut:
     return ProjectOut(
         slug=project.slug, name=project.name, guidelines=project.guidelines,
         annotations_per_item=project.annotations_per_item, review_required=project.review_required,
-        settings=project.settings or {}, item_counts=counts, created_at=project.created_at,
+        self_review=project.self_review, settings=project.settings or {}, item_counts=counts, created_at=project.created_at,
     )
 
 

@@ -1,7 +1,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
@@ -19,6 +19,8 @@ class Project(Base):
     guidelines: Mapped[str] = mapped_column(Text, default="")
     annotations_per_item: Mapped[int] = mapped_column(Integer, default=1)
     review_required: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Whether a reviewer may accept or reject their own annotations.
+    self_review: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Annotation questions, rubric, flags and keyboard shortcuts; see app.annotation.questions.
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

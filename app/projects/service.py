@@ -33,7 +33,8 @@ def _validate_project_fields(name: str | None, annotations_per_item: int | None)
 
 def create_project(
     db: Session, creator: User, *, slug: str, name: str, guidelines: str = "",
-    annotations_per_item: int = 1, review_required: bool = True, settings: dict[str, Any] | None = None,
+    annotations_per_item: int = 1, review_required: bool = True, self_review: bool = False,
+    settings: dict[str, Any] | None = None,
 ) -> Project:
     if not creator.is_admin:
         raise PermissionDenied("creating a project needs the admin role")
@@ -48,7 +49,7 @@ def create_project(
 
     project = Project(
         slug=slug, name=name.strip(), guidelines=guidelines, annotations_per_item=annotations_per_item,
-        review_required=review_required, settings=settings, created_by_id=creator.id,
+        review_required=review_required, self_review=self_review, settings=settings, created_by_id=creator.id,
     )
     db.add(project)
     db.flush()
@@ -62,7 +63,7 @@ def create_project(
 def update_project(
     db: Session, project: Project, *, name: str | None = None, guidelines: str | None = None,
     annotations_per_item: int | None = None, review_required: bool | None = None,
-    settings: dict[str, Any] | None = None,
+    self_review: bool | None = None, settings: dict[str, Any] | None = None,
 ) -> Project:
     _validate_project_fields(name, annotations_per_item)
     if settings is not None:
@@ -79,6 +80,8 @@ def update_project(
         project.annotations_per_item = annotations_per_item
     if review_required is not None:
         project.review_required = review_required
+    if self_review is not None:
+        project.self_review = self_review
     if settings is not None:
         project.settings = settings
     db.flush()

@@ -43,9 +43,9 @@ class ReviewOut(BaseModel):
 
 @router.get("/reviews/pending")
 def list_pending(project: str, db: DB, user: ApiUser, page: Pagination) -> Page[PendingOut]:
-    """Submitted annotations waiting for review, oldest first."""
+    """Submitted annotations waiting for your review, oldest first. Your own are left out unless the project allows self-review."""
     target = get_project_for(db, user, project, need="reviewer")
-    rows, total = service.list_pending(db, target, page)
+    rows, total = service.list_pending(db, target, user, page)
     return Page[PendingOut].build([
         PendingOut(
             annotation=annotation_out(row.annotation, row.annotator), item_id=row.item.id,

@@ -39,12 +39,13 @@ def _card(row: service.PendingRow, candidates: list) -> dict[str, Any]:
 @router.get("/projects/{project}/review")
 def review_list(request: Request, project: str, db: DB, user: PageUser, page: Pagination) -> Response:
     target = get_project_for(db, user, project, need="reviewer")
-    rows, total = service.list_pending(db, target, page)
+    rows, total = service.list_pending(db, target, user, page)
     candidates = service.candidates_by_item(db, [row.item.id for row in rows])
     locale = request.state.locale
     return render(request, "review/list.html", {
         "project": target, "cards": [_card(row, candidates[row.item.id]) for row in rows],
         "page": Page.build(rows, total, page), "base_query": "", "role": member_role(db, user, target),
+        "own_pending": service.own_pending_count(db, target, user),
         **question_labels(load_settings(target), locale), **label_context(locale),
         **annotation_label_context(locale),
     })

@@ -1,5 +1,7 @@
 """Review: list submitted annotations oldest first, and accept or reject them.
 
+A reviewer decides on other people's annotations only, unless the project allows self-review.
+
 An accepted annotation makes its item "accepted" once as many people as the project needs have
 submitted. When every annotation of an item is rejected, the item goes back to the queue as "new".
 It then waits for fresh annotations from people who have not annotated it yet (the rules are in
@@ -15,7 +17,7 @@ from sqlalchemy.orm import Session
 from app.annotation.models import Annotation
 from app.annotation.service import lock_item, record_version, refresh_item_status
 from app.auth.models import User
-from app.errors import Conflict, InvalidInput, NotFound
+from app.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from app.items.models import Candidate, Item
 from app.logging import get_logger
 from app.pagination import PageRequest
@@ -35,9 +37,16 @@ class PendingRow:
     annotator: str
 
 
-def list_pending(db: Session, project: Project, page: PageRequest) -> tuple[list[PendingRow], int]:
-    """Submitted annotations that wait for a decision, oldest submission first."""
+def list_pending(
+    db: Session, project: Project, reviewer: User, page: PageRequest,
+) -> tuple[list[PendingRow], int]:
+    """Submitted annotations that wait for the reviewer's decision, oldest submission first.
+
+    The reviewer's own annotations are left out unless the project allows self-review.
+    """
     where = (Annotation.project_id == project.id, Annotation.status == "submitted")
+    if not project.self_review:
+        where += (Annotation.user_id != reviewer.id,)
     total = db.scalar(select(func.count()).select_from(Annotation).where(*where)) or 0
     rows = db.execute(
         select(Annotation, Item, User.username)
@@ -65,6 +74,17 @@ def get_annotation(db: Session, project: Project, annotation_id: int) -> Annotat
     return annotation
 
 
+def own_pending_count(db: Session, project: Project, reviewer: User) -> int:
+    """Count the reviewer's own submitted annotations, which list_pending leaves out without self-review."""
+    if project.self_review:
+        return 0
+    return db.scalar(
+        select(func.count()).select_from(Annotation).where(
+            Annotation.project_id == project.id, Annotation.status == "submitted", Annotation.user_id == reviewer.id,
+        )
+    ) or 0
+
+
 def decide(
     db: Session, project: Project, annotation_id: int, reviewer: User, *, decision: str, comment: str = "",
     version: int | None = None, now: datetime,
@@ -75,6 +95,11 @@ def decide(
     if len(comment) > MAX_COMMENT_CHARS:
         raise InvalidInput(f"comment longer than {MAX_COMMENT_CHARS} characters: shorten it")
     annotation = get_annotation(db, project, annotation_id)
+    if annotation.user_id == reviewer.id and not project.self_review:
+        raise PermissionDenied(
+            f"annotation {annotation_id} is your own: another reviewer must decide on it, or a manager can "
+            "allow self-review in the project's settings"
+        )
     item = lock_item(db, annotation.item_id)
     db.refresh(annotation)
     if annotation.status != "submitted":

@@ -192,3 +192,51 @@ def test_imported_pair_wins_over_ranking(admin_api, user_factory, project):
 
     assert rows[0]["chosen"] == [{"role": "assistant", "content": "imported good"}]
     assert rows[0]["rejected"] == [{"role": "assistant", "content": "imported bad"}]
+
+
+def test_own_annotation_needs_another_reviewer(admin_api, user_factory, project):
+    ids = import_prompts(admin_api, project, 2)
+    (carol, dave) = members(user_factory, admin_api, project, "carol", "dave", role="reviewer")
+    take_next(carol, project)
+    own = submit(carol, project, ids[0], response="Carol's own answer").json()
+
+    listed = _pending(carol, project)
+    decided = _decide(carol, project, own["id"], "accept")
+    by_other = _decide(dave, project, own["id"], "accept")
+
+    assert listed["total"] == 0
+    assert listed["items"] == []
+    assert decided.status_code == 403
+    assert "is your own" in decided.json()["error"]["message"]
+    assert "self-review" in decided.json()["error"]["message"]
+    assert _pending(dave, project)["total"] == 0
+    assert by_other.status_code == 201, by_other.text
+    assert item_row(ids[0]).status == "accepted"
+
+
+def test_self_review_setting_allows_own(admin_api, user_factory, project):
+    ids = import_prompts(admin_api, project, 1)
+    (carol,) = members(user_factory, admin_api, project, "carol", role="reviewer")
+    take_next(carol, project)
+    own = submit(carol, project, ids[0]).json()
+
+    set_project(admin_api, project, self_review=True)
+    shown = admin_api.get(f"/api/v1/projects/{project}").json()
+    listed = _pending(carol, project)
+    decided = _decide(carol, project, own["id"], "reject", comment="too short")
+
+    assert shown["self_review"] is True
+    assert listed["total"] == 1
+    assert listed["items"][0]["annotation"]["id"] == own["id"]
+    assert decided.status_code == 201, decided.text
+    assert item_row(ids[0]).status == "new"
+
+
+def test_new_project_forbids_self_review(admin_api):
+    created = admin_api.post("/api/v1/projects", json={"slug": "fresh", "name": "Fresh"})
+    allowed = admin_api.post("/api/v1/projects", json={"slug": "solo", "name": "Solo", "self_review": True})
+
+    assert created.status_code == 201, created.text
+    assert created.json()["self_review"] is False
+    assert allowed.status_code == 201, allowed.text
+    assert allowed.json()["self_review"] is True

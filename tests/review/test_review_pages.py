@@ -63,3 +63,42 @@ def test_review_page_needs_reviewer_role(app, admin_api, user_factory, project):
     members(user_factory, admin_api, project, "alice")
     with _logged_in(app, "alice") as annotator:
         assert annotator.get(f"/projects/{project}/review").status_code == 403
+
+
+def test_review_page_counts_own_annotations(app, admin_api, user_factory, project):
+    ids = import_prompts(admin_api, project, 2)
+    (alice,) = members(user_factory, admin_api, project, "alice")
+    take_next(admin_api, project)
+    submit(admin_api, project, ids[0], response="The manager's own answer")
+    take_next(alice, project)
+    submit(alice, project, ids[1], response="Alice's answer")
+    with _logged_in(app, "admin") as reviewer:
+        page = reviewer.get(f"/projects/{project}/review")
+
+    assert page.status_code == 200
+    assert "Alice&#39;s answer" in page.text or "Alice's answer" in page.text
+    assert "The manager&#39;s own answer" not in page.text
+    assert "The manager's own answer" not in page.text
+    assert "1 annotation of yours waits for another reviewer" in page.text
+
+
+def test_settings_page_saves_self_review(app, admin_api, project):
+    with _logged_in(app, "admin") as manager:
+        page = manager.get(f"/projects/{project}/settings")
+        form = {
+            "csrf_token": csrf_of(page.text), "annotations_per_item": "1", "review_required": "on",
+            "self_review": "on", "guidelines": "", "scale_min": "1", "scale_max": "5",
+            "criteria": "helpfulness\ncorrectness\nharmlessness", "flags": "", "lease_minutes": "",
+            "response_enabled": "on", "response_required": "on", "rubric_enabled": "on", "rubric_required": "on",
+            **{f"key_{action}": key for action, key in (
+                ("submit", "Enter"), ("skip", "s"), ("flag", "f"), ("help", "?"), ("edit", "e"),
+                ("next_question", "j"), ("previous_question", "k"), ("choose_a", "a"), ("choose_b", "b"))},
+        }
+        saved = manager.post(f"/projects/{project}/settings", data=form, follow_redirects=False)
+        shown = manager.get(f"/projects/{project}/settings")
+
+    assert page.status_code == 200
+    assert 'name="self_review"' in page.text
+    assert saved.status_code == 303, saved.text
+    assert admin_api.get(f"/api/v1/projects/{project}").json()["self_review"] is True
+    assert re.search(r'name="self_review"\s+checked', shown.text)
