@@ -435,10 +435,11 @@ async def writer_turn(*, write: bool) -> AsyncIterator[None]:
 def skip_commit_flush(db: Session) -> None:
     """On PostgreSQL, let this transaction commit without waiting for its WAL to reach disk.
 
-    Only for transactions whose loss in a database crash is harmless, such as an item lease that
-    the annotator can take again: the commit then costs no fsync, which on a slow disk was most of
-    a lease's worst latency. A crash within about 3 x wal_writer_delay (600 ms by default) after such
-    a commit may lose it, but never corrupts the database (PostgreSQL's synchronous_commit = off).
+    Use it only for transactions whose loss in a database crash is harmless, such as an item lease
+    that the annotator can take again. The commit then waits for no fsync, which on a slow disk was
+    most of a lease's worst latency. PostgreSQL's documentation of synchronous_commit = off says a
+    crash within 3 x wal_writer_delay (600 ms by default) after such a commit may lose it but never
+    corrupts the database.
     """
     if db.get_bind().dialect.name == "postgresql":
         db.execute(text("SELECT set_config('synchronous_commit', 'off', true)"))

@@ -86,9 +86,15 @@ def write_object(db: Session, obj: Base) -> None:
     (identity,) = state.identity
     result = db.connection().execute(_update(table, frozenset(parameters)), {**parameters, _KEY: identity})
     if result.returns_rows:
-        state.dict.update(_attribute_values(mapper, result.one()))
-    elif result.rowcount != 1:
+        row = result.first()
+        updated = row is not None
+    else:
+        row = None
+        updated = result.rowcount == 1
+    if not updated:
         raise RuntimeError(f"{table.name} row {identity} was not updated because it no longer exists")
+    if row is not None:
+        state.dict.update(_attribute_values(mapper, row))
 
     if set(state.committed_state) <= written:
         # Everything pending is written: mark the object clean, as a flush does, so that the next

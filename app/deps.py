@@ -133,21 +133,24 @@ class TransactionRoute(APIRoute):
     loop and the threadpool cost about 0.27 ms of CPU per request in bench/annotators.py on a
     2-core machine, more than some queue requests spend in the database. On SQLite each trip also
     lies inside the single writer's turn, which every other writer waits for. So the endpoint
-    takes the request session as its `db` parameter, and the session looks up its ApiUser,
-    PageUser or OptionalPageUser parameter and commits in the endpoint's thread. A short_write
-    endpoint may run on the event loop instead. Async endpoints and endpoints without `db` are
-    left as they are.
+    takes the request session as its `db` parameter, and its ApiUser, PageUser or
+    OptionalPageUser parameter is looked up with that session, and the session commits, in the
+    endpoint's thread. A short_write endpoint may run on the event loop instead. Async endpoints
+    and endpoints without `db` are left as they are.
     """
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         if not inspect.iscoroutinefunction(endpoint) and "db" in inspect.signature(endpoint).parameters:
             typed = get_typed_signature(endpoint).parameters
-            callers = frozenset(name for name, parameter in typed.items() if _caller_lookup(parameter) is not None)
-            wrapped = _committing_endpoint(endpoint, callers)
+            lookups = {name: lookup for name, parameter in typed.items() if (lookup := _caller_lookup(parameter))}
+            parameters = [
+                parameter.replace(annotation=Annotated[Callable[[Session], Any], Depends(lookups[name])])
+                if name in lookups else parameter
+                for name, parameter in typed.items()
+            ]
+            wrapped = _committing_endpoint(endpoint, frozenset(lookups))
             # The return annotation stays, because FastAPI derives the response model from it.
-            wrapped.__signature__ = inspect.signature(endpoint).replace(  # type: ignore[attr-defined]
-                parameters=[_deferred(parameter) if name in callers else parameter for name, parameter in typed.items()]
-            )
+            wrapped.__signature__ = inspect.signature(endpoint).replace(parameters=parameters)  # type: ignore[attr-defined]
             endpoint = wrapped
         super().__init__(path, endpoint, **kwargs)
 
@@ -231,14 +234,18 @@ PageUser = Annotated[User, Depends(page_user)]
 OptionalPageUser = Annotated[User | None, Depends(optional_page_user)]
 
 
+def _has_credentials(request: Request) -> bool:
+    return _bearer_token(request) is not None or bool(request.cookies.get(SESSION_COOKIE))
+
+
 async def _api_user_lookup(request: Request, csrf: CsrfToken) -> Callable[[Session], User]:
-    if _bearer_token(request) is None and not request.cookies.get(SESSION_COOKIE):
+    if not _has_credentials(request):
         raise NotAuthenticated("authentication required: send 'Authorization: Bearer <API token>'")
     return functools.partial(api_user, request, csrf=csrf)
 
 
 async def _page_user_lookup(request: Request, csrf: CsrfToken) -> Callable[[Session], User]:
-    if _bearer_token(request) is None and not request.cookies.get(SESSION_COOKIE):
+    if not _has_credentials(request):
         raise LoginRequired()
     return functools.partial(page_user, request, csrf=csrf)
 
@@ -264,8 +271,3 @@ def _caller_lookup(parameter: inspect.Parameter) -> Callable[..., Any] | None:
         if isinstance(marker, params.Depends) and marker.dependency in _CALLER_LOOKUPS:
             return _CALLER_LOOKUPS[marker.dependency]
     return None
-
-
-def _deferred(parameter: inspect.Parameter) -> inspect.Parameter:
-    lookup = _caller_lookup(parameter)
-    return parameter.replace(annotation=Annotated[Callable[[Session], Any], Depends(lookup)])

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from sqlalchemy import and_, bindparam, func, select
-from sqlalchemy.exc import IntegrityError, NoResultFound
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.annotation import queue
@@ -37,8 +37,9 @@ REVIEWED_STATUSES = ("accepted", "rejected")
 _OWN_ANNOTATION = select(Annotation).where(
     Annotation.item_id == bindparam("item_id"), Annotation.user_id == bindparam("user_id")
 )
-# The user's lease of an item with their annotation of it, in one statement: every annotation is
-# saved under a lease, so the assignment row exists whenever the annotation does.
+# The user's lease of an item with their annotation of it, in one statement. save_draft and submit
+# store an annotation only under a lease, and assignments are never deleted on their own, so the
+# assignment row exists whenever the annotation does.
 _OWN_WORK = (
     select(Assignment, Annotation)
     .outerjoin(Annotation, and_(Annotation.item_id == Assignment.item_id, Annotation.user_id == Assignment.user_id))
@@ -56,11 +57,11 @@ def own_annotation(db: Session, item_id: int, user_id: int) -> Annotation | None
 
 
 def own_work(db: Session, item_id: int, user_id: int) -> tuple[Assignment | None, Annotation | None]:
-    """Return the user's assignment of the item and their annotation of it; either may be None."""
+    """Return the user's assignment of the item and their annotation of it, each None if missing."""
     row = db.execute(_OWN_WORK, {"item_id": item_id, "user_id": user_id}).first()
-    if row is not None:
-        return row[0], row[1]
-    return None, own_annotation(db, item_id, user_id)
+    if row is None:
+        return None, None
+    return row[0], row[1]
 
 
 def item_candidates(db: Session, item_id: int) -> list[Candidate]:
@@ -83,25 +84,21 @@ def _task_to_check(db: Session, settings: AnnotationSettings, item: Item, user_i
     return build_task(settings, item.id, user_id, [])
 
 
-def lock_item(db: Session, item_id: int, *, missing_ok: bool = False) -> Item | None:
-    """Load the item holding its row lock on PostgreSQL; SQLite's write transaction already excludes others.
+def lock_item(db: Session, item_id: int) -> Item | None:
+    """Load the item, or None if there is none, holding its row lock on PostgreSQL.
 
-    A missing item raises NoResultFound, or returns None with missing_ok.
+    On SQLite the write transaction already excludes every other writer.
     """
     if db.get_bind().dialect.name != "postgresql":
-        item = db.get(Item, item_id)
-    else:
-        item = db.scalars(
-            select(Item).where(Item.id == item_id).with_for_update().execution_options(populate_existing=True)
-        ).one_or_none()
-    if item is None and not missing_ok:
-        raise NoResultFound(f"item {item_id} not found")
-    return item
+        return db.get(Item, item_id)
+    return db.scalars(
+        select(Item).where(Item.id == item_id).with_for_update().execution_options(populate_existing=True)
+    ).one_or_none()
 
 
 def lock_project_item(db: Session, project: Project, item_id: int) -> Item:
     """Load the project's item with its row lock (see lock_item), or raise NotFound."""
-    item = lock_item(db, item_id, missing_ok=True)
+    item = lock_item(db, item_id)
     if item is None or item.project_id != project.id:
         raise NotFound(f"item {item_id} not found in project {project.slug!r}")
     return item
@@ -333,13 +330,13 @@ def status_counts(db: Session, item_id: int) -> dict[str, int]:
 
 
 def refresh_item_status(db: Session, project: Project, item: Item, now: datetime) -> None:
-    """Recount an item's annotations and set its status; the caller holds the item's row lock."""
+    """Recount an item's annotations and set its status. The caller holds the item's row lock."""
     set_item_status(db, project, item, status_counts(db, item.id), now)
     db.flush()
 
 
 def set_item_status(db: Session, project: Project, item: Item, counts: dict[str, int], now: datetime) -> None:
-    """Set the item's status from its annotation counts by status; the caller writes the item.
+    """Set the item's status from its annotation counts by status. The caller writes the item.
 
     new: fewer live (submitted or accepted) annotations than the project needs, which includes an
     item whose annotations were all rejected: it goes back to the pool. annotated: enough live

@@ -125,3 +125,21 @@ def test_update_of_deleted_row_raises(statements):
         db.execute(delete(User.__table__).where(User.__table__.c.id == user.id))
         user.display_name = "gone"
         write_object(db, user)
+
+
+def test_update_with_onupdate_of_deleted_row_raises(statements, admin_api, project):
+    from sqlalchemy import delete
+
+    from app.annotation.models import Assignment
+    from support import import_jsonl
+
+    import_jsonl(admin_api, project, [{"instruction": "Say hi", "output": "Hi"}]).raise_for_status()
+    leased = admin_api.post(f"/api/v1/projects/{project}/queue/next")
+    assert leased.status_code == 200, leased.text
+
+    # Assignment.updated_at has an onupdate, so this UPDATE returns a row when the row exists.
+    with pytest.raises(RuntimeError, match="no longer exists"), unit_of_work() as db:
+        assignment = db.scalar(select(Assignment))
+        db.execute(delete(Assignment.__table__).where(Assignment.__table__.c.id == assignment.id))
+        assignment.status = "skipped"
+        write_object(db, assignment)

@@ -221,11 +221,11 @@ def test_self_review_setting_allows_own(admin_api, user_factory, project):
     own = submit(carol, project, ids[0]).json()
 
     set_project(admin_api, project, self_review=True)
-    shown = admin_api.get(f"/api/v1/projects/{project}").json()
+    stored = admin_api.get(f"/api/v1/projects/{project}").json()
     listed = _pending(carol, project)
     decided = _decide(carol, project, own["id"], "reject", comment="too short")
 
-    assert shown["self_review"] is True
+    assert stored["self_review"] is True
     assert listed["total"] == 1
     assert listed["items"][0]["annotation"]["id"] == own["id"]
     assert decided.status_code == 201, decided.text

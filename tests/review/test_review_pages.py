@@ -95,10 +95,10 @@ def test_settings_page_saves_self_review(app, admin_api, project):
                 ("next_question", "j"), ("previous_question", "k"), ("choose_a", "a"), ("choose_b", "b"))},
         }
         saved = manager.post(f"/projects/{project}/settings", data=form, follow_redirects=False)
-        shown = manager.get(f"/projects/{project}/settings")
+        reloaded = manager.get(f"/projects/{project}/settings")
 
     assert page.status_code == 200
     assert 'name="self_review"' in page.text
     assert saved.status_code == 303, saved.text
     assert admin_api.get(f"/api/v1/projects/{project}").json()["self_review"] is True
-    assert re.search(r'name="self_review"\s+checked', shown.text)
+    assert re.search(r'name="self_review"\s+checked', reloaded.text)
